@@ -1,0 +1,63 @@
+// Package config is Parley's one typed configuration: defaults that run on a
+// laptop, environment variables, flags that mirror them, and validation
+// whose errors name the variable to change and what it accepts.
+//
+// It is the only package that reads the environment. A command does:
+//
+//	cfg, err := config.FromEnv(os.Getenv) // parse errors only
+//	if err != nil { return err }
+//	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+//	cfg.RegisterFlags(fs) // flags win over env
+//	if err := fs.Parse(args); err != nil { return err }
+//	if err := cfg.Validate(); err != nil { return err }
+//	logger.Info("config", "config", cfg) // secrets redacted
+//
+// Errors are *ValidationError values (Var, Value, Msg), joined with
+// errors.Join when there are several; all wrap ErrInvalid. Secret values
+// (API keys, the JWT secret, NATS URL credentials) never appear in an
+// error, a log line or -help output, and have no flags.
+//
+// # Variables
+//
+// Durations use Go syntax (250ms, 5s, 2m, 1h30m) and must be positive. An
+// empty variable counts as unset. Flags are named after the variable:
+// PARLEY_WS_PING_INTERVAL is -ws-ping-interval, OLLAMA_HOST -ollama-host.
+//
+//	variable                             default                  accepts
+//	PARLEY_LISTEN                        127.0.0.1:8080           host:port (port 0: any free port)
+//	PORT                                 unset                    1-65535; when PARLEY_LISTEN is unset, listen on 0.0.0.0:$PORT
+//	PARLEY_DATA_DIR                      ./data                   a directory
+//	PARLEY_NATS_URL                      empty (embedded NATS)    nats://host:4222[,nats://…]
+//	PARLEY_NATS_LISTEN                   127.0.0.1:4222           loopback host:port, or off
+//	PARLEY_SYNC_INTERVAL                 1s                       duration: JetStream fsync interval
+//	PARLEY_PROVIDER                      ollama                   ollama
+//	OLLAMA_HOST                          http://127.0.0.1:11434   as Ollama reads it: URL, host:port, host, 0.0.0.0
+//	PARLEY_MODEL                         llama3.2                 a model name
+//	PARLEY_UPSTREAM_CONNECT_TIMEOUT      5s                       duration
+//	PARLEY_UPSTREAM_FIRST_TOKEN_TIMEOUT  5m                       duration
+//	PARLEY_UPSTREAM_IDLE_TIMEOUT         2m                       duration
+//	PARLEY_UPSTREAM_TOTAL_TIMEOUT        100m                     duration
+//	PARLEY_AUTH                          none                     none (loopback PARLEY_LISTEN only) or token
+//	PARLEY_API_KEYS                      empty                    key:user[,key:user], keys of 16+ characters
+//	PARLEY_JWT_SECRET                    empty                    HS256 secret of 32+ bytes
+//	PARLEY_MAX_FRAME_BYTES               65536                    bytes, at least 1024
+//	PARLEY_WS_PING_INTERVAL              25s                      duration
+//	PARLEY_WS_IDLE_TIMEOUT               75s                      duration, more than the ping interval
+//	PARLEY_CHUNK_INTERVAL                250ms                    duration
+//	PARLEY_CHUNK_BYTES                   4096                     bytes, at least 1
+//	PARLEY_SESSION_IDLE_TIMEOUT          5m                       duration
+//	PARLEY_SHUTDOWN_TIMEOUT              25s                      duration (Render's grace period is 30s)
+//	PARLEY_LOG_LEVEL                     info                     debug, info, warn, error
+//	PARLEY_LOG_FORMAT                    text                     text, json
+//
+// With PARLEY_AUTH=token at least one of PARLEY_API_KEYS and
+// PARLEY_JWT_SECRET is required; with none, setting either is an error
+// rather than silently ignored.
+//
+// # Concurrency
+//
+// A Config is a value with no internal state. FromEnv, Default and Validate
+// are safe to call from any goroutine. RegisterFlags binds flags to the
+// Config it is called on, which the flag set then writes during Parse; do
+// not use that Config concurrently with Parse.
+package config

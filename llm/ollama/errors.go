@@ -1,0 +1,113 @@
+package ollama
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"unicode/utf8"
+
+	"github.com/ollama/ollama/api"
+
+	"github.com/parleyhq/parley/llm"
+)
+
+// Causes of an *llm.Error returned when one of the Provider's own timers
+// cancelled a generation.
+var (
+	ErrFirstTokenTimeout = errors.New("ollama: no record within the first-token timeout")
+	ErrIdleTimeout       = errors.New("ollama: no record within the idle timeout")
+	ErrTotalTimeout      = errors.New("ollama: generation exceeded the total timeout")
+)
+
+// maxMessageLen caps the server-provided text copied into llm.Error.Message.
+const maxMessageLen = 512
+
+// timeoutError builds the error for a generation cut by one of our timers.
+func timeoutError(cause error, cfg *Config) error {
+	var msg string
+	switch cause {
+	case ErrFirstTokenTimeout:
+		msg = fmt.Sprintf("Ollama produced no token within %v (first-token timeout)", cfg.FirstTokenTimeout)
+	case ErrIdleTimeout:
+		msg = fmt.Sprintf("Ollama produced no token for %v (idle timeout)", cfg.IdleTimeout)
+	case ErrTotalTimeout:
+		msg = fmt.Sprintf("generation took longer than %v (total timeout)", cfg.TotalTimeout)
+	default:
+		msg = "generation cancelled by a timeout"
+	}
+	return &llm.Error{Code: llm.CodeUpstreamError, Message: msg, Err: cause}
+}
+
+// classify turns an error returned by the api client into an *llm.Error.
+// The caller has already ruled out its own cancellation and our timers.
+func (p *Provider) classify(err error) error {
+	var authErr api.AuthorizationError
+	if errors.As(err, &authErr) {
+		return &llm.Error{Code: llm.CodeUpstreamError, Message: "Ollama refused the request: unauthorized", Err: err}
+	}
+	var statusErr api.StatusError
+	if errors.As(err, &statusErr) {
+		msg := statusErr.ErrorMessage
+		if msg == "" {
+			msg = statusErr.Status
+		}
+		return &llm.Error{Code: codeForStatus(statusErr.StatusCode), Message: clip(msg), Err: err}
+	}
+	// http.Client.Do failed: no response at all (dial, DNS, refused, reset
+	// before the status line, TLS).
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		return &llm.Error{
+			Code:    llm.CodeUpstreamUnavailable,
+			Message: fmt.Sprintf("cannot reach Ollama at %s", p.base.Redacted()),
+			Err:     err,
+		}
+	}
+	// A record that is not a valid ChatResponse.
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &syntaxErr) || errors.As(err, &typeErr) {
+		return &llm.Error{Code: llm.CodeUpstreamError, Message: "malformed record from Ollama", Err: err}
+	}
+	// What remains is an {"error":…} line on a 200 response (the client
+	// returns errors.New(message)), a line that is not JSON (returned the
+	// same way), or something this code does not know about.
+	return &llm.Error{Code: llm.CodeUpstreamError, Message: clip(err.Error()), Err: err}
+}
+
+// codeForStatus maps an HTTP status from Ollama (or a proxy in front of it)
+// to an error code: overloaded or not there is "unavailable", anything else
+// is the server's answer to this request.
+func codeForStatus(status int) string {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable,
+		http.StatusBadGateway, http.StatusGatewayTimeout:
+		return llm.CodeUpstreamUnavailable
+	}
+	return llm.CodeUpstreamError
+}
+
+// statusOnlyError is the error for an HTTP error status whose body had no
+// line the client could report (the client returns nil for an empty body).
+func statusOnlyError(status int) error {
+	text := http.StatusText(status)
+	if text == "" {
+		text = "error"
+	}
+	err := api.StatusError{StatusCode: status, Status: fmt.Sprintf("%d %s", status, text)}
+	return &llm.Error{Code: codeForStatus(status), Message: err.Status, Err: err}
+}
+
+// clip shortens s to at most maxMessageLen bytes on a character boundary.
+func clip(s string) string {
+	if len(s) <= maxMessageLen {
+		return s
+	}
+	cut := maxMessageLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
