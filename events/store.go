@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"errors"
+	"sort"
 )
 
 // Position is the JetStream stream sequence of the last event on one
@@ -36,8 +37,6 @@ type Store interface {
 type Index interface {
 	// PutSession stores or replaces the summary of s.ID.
 	PutSession(ctx context.Context, s SessionInfo) error
-	// GetSession returns the summary of one session or ErrNotFound.
-	GetSession(ctx context.Context, id string) (SessionInfo, error)
 	// ListSessions returns owner's sessions, most recently updated first.
 	ListSessions(ctx context.Context, owner string) ([]SessionInfo, error)
 }
@@ -60,3 +59,15 @@ var (
 	ErrConflict = errors.New("events: log moved on (conflict)")
 	ErrNotFound = errors.New("events: not found")
 )
+
+// sortByUpdated orders summaries most recently updated first, then by id
+// so the order is stable.
+func sortByUpdated(list []SessionInfo) {
+	sort.Slice(list, func(i, j int) bool {
+		ti, tj := list[i].UpdatedAt.Time(), list[j].UpdatedAt.Time()
+		if !ti.Equal(tj) {
+			return ti.After(tj)
+		}
+		return list[i].ID < list[j].ID
+	})
+}

@@ -288,7 +288,7 @@ func TestScriptedOllamaSplitWrites(t *testing.T) {
 	}
 	// The first record arrives in three reads ending right after the cut
 	// points (the pause is long enough for each to be read on its own).
-	if len(reads) < 3 || !strings.HasSuffix(reads[0], `"content":"a\xe2`) || reads[1] != "\x82\xac\xf0" || !strings.HasPrefix(reads[2], "\x9f\x98\x80b\"}") {
+	if len(reads) < 3 || !strings.HasSuffix(reads[0], "\"content\":\"a\xe2") || reads[1] != "\x82\xac\xf0" || !strings.HasPrefix(reads[2], "\x9f\x98\x80b\"}") {
 		t.Errorf("reads of the first record: %q", reads[:min(len(reads), 3)])
 	}
 	sc := bufio.NewScanner(&all)
