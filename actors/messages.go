@@ -1,9 +1,12 @@
 package actors
 
 import (
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/parleyhq/parley/events"
+	"github.com/parleyhq/parley/llm"
 )
 
 // sessionMsg is a message the registry routes to one session's actor.
@@ -74,15 +77,59 @@ func (m *stopGeneration) sessionID() string { return m.session }
 func (m *regenerate) sessionID() string     { return m.session }
 func (m *getDetail) sessionID() string      { return m.session }
 
+// Internal messages of the registry and session actors.
+type (
+	// idleTick asks every session actor whether it may passivate.
+	idleTick struct{}
+	// drainAll asks the registry for every live session actor.
+	drainAll struct{}
+	// drainSession asks a session actor to end its generation, if any,
+	// with generation.interrupted (graceful shutdown); it answers
+	// drained{}.
+	drainSession struct{}
+	drained      struct{}
+	// countSessions asks the registry how many session actors live.
+	countSessions struct{}
+	// passivate is a session actor's request to be stopped. received is
+	// how many routed messages it has taken; the registry stops it only if
+	// that equals how many it routed, so no command is ever lost in a
+	// stopping mailbox.
+	passivate struct {
+		session  string
+		received uint64
+	}
+)
+
+// Messages between a session actor and its generation actor's stream.
+type (
+	// genDelta is streamed reply text: complete UTF-8, never split.
+	genDelta struct {
+		gen  uint64
+		text string
+	}
+	// genDone ends a stream: err is nil only when the upstream finished.
+	genDone struct {
+		gen    uint64
+		result llm.Result
+		err    error
+		ttft   time.Duration // zero if no text arrived
+	}
+	// flushChunk persists the unpersisted part of the running reply.
+	flushChunk struct{ gen uint64 }
+)
+
 // Reply answers a command. Err is nil on success.
 type Reply struct {
 	ReqID   string
 	Session string
-	Seq     uint64 // the seq the command made, when it made one
-	HasSeq  bool
-	Stopped *bool // stop: whether a generation was running
-	Detail  *SessionDetail
-	Err     *Error
+	// Attached is set when the command attached the connection that sent
+	// it (attach, create from a connection).
+	Attached bool
+	Seq      uint64 // the seq the command made, when it made one
+	HasSeq   bool
+	Stopped  *bool // stop: whether a generation was running
+	Detail   *SessionDetail
+	Err      *Error
 }
 
 // SessionDetail is a session with its messages (PROTOCOL.md section 1).

@@ -88,6 +88,9 @@ func (s *state) apply(ev events.Event) error {
 		}
 		s.open = &openGen{gen: ev.Seq, replyTo: d.ReplyTo}
 		s.info.Generating = true
+		if n := len(s.turns); n > 0 && s.turns[n-1].role == "assistant" && s.turns[n-1].replyTo == d.ReplyTo {
+			s.turns = s.turns[:n-1] // regenerate: the new reply replaces the last one
+		}
 		s.turns = append(s.turns, turn{seq: ev.Seq, replyTo: d.ReplyTo, role: "assistant", state: StateGenerating})
 	case events.KindGenerationChunk:
 		var d events.GenerationChunk

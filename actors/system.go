@@ -16,6 +16,13 @@ import (
 	"github.com/parleyhq/parley/llm"
 )
 
+// Log attribute keys.
+const (
+	logKeySession = "session"
+	logKeyGen     = "gen"
+	logKeyError   = "error"
+)
+
 // Config configures a System.
 type Config struct {
 	// Store is the session event log. Required.
@@ -95,6 +102,7 @@ type System struct {
 	// idle ticker.
 	wg        sync.WaitGroup
 	tickStop  chan struct{}
+	drainOnce sync.Once
 	closeOnce sync.Once
 }
 
@@ -236,13 +244,20 @@ func (s *System) List(ctx context.Context, user string) ([]events.SessionInfo, e
 	return list, nil
 }
 
-// Shutdown ends every running generation with a terminal event
-// (generation.interrupted), then stops the actors. It is safe to call more
-// than once.
-func (s *System) Shutdown(ctx context.Context) error {
+// Drain ends every running generation with generation.interrupted (the
+// clients attached see that event) and waits until each is persisted.
+// Connections stay open. It is safe to call more than once.
+func (s *System) Drain(ctx context.Context) error {
 	var err error
+	s.drainOnce.Do(func() { err = s.drain(ctx) })
+	return err
+}
+
+// Shutdown drains (if Drain was not called), then stops every actor and
+// the goroutines the system owns. It is safe to call more than once.
+func (s *System) Shutdown(ctx context.Context) error {
+	err := s.Drain(ctx)
 	s.closeOnce.Do(func() {
-		err = s.drain(ctx)
 		close(s.tickStop)
 		s.genCancel()
 		s.wg.Wait()

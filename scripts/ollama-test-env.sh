@@ -112,7 +112,8 @@ has_models() { # has_models http://host:port
 	local tags
 	tags=$(curl -fsS --max-time 5 "$1/api/tags" 2>/dev/null) || return 1
 	printf '%s' "$tags" | grep -q '"name":"tiny:latest"' &&
-		printf '%s' "$tags" | grep -q '"name":"tiny-long:latest"'
+		printf '%s' "$tags" | grep -q '"name":"tiny-long:latest"' &&
+		printf '%s' "$tags" | grep -q '"name":"tiny-loop:latest"'
 }
 
 # Our server's pid: alive and really our ollama binary (guards against pid reuse).
@@ -143,6 +144,15 @@ write_models() {
 	local template='TEMPLATE """{{- range .Messages }}{{ .Role }}: {{ .Content }}
 {{ end }}assistant: """'
 	cat >"$MODEL_DIR/Modelfile.tiny" <<EOF
+FROM ./tiny.gguf
+$template
+PARAMETER num_predict 64
+PARAMETER top_k 1
+PARAMETER repeat_penalty 2
+EOF
+	# No repeat penalty: greedy decoding soon repeats one token, and Ollama
+	# then ends the stream without a done record. Tests use it on purpose.
+	cat >"$MODEL_DIR/Modelfile.tiny-loop" <<EOF
 FROM ./tiny.gguf
 $template
 PARAMETER num_predict 64
@@ -206,7 +216,7 @@ cmd_start() {
 	start_server
 
 	local m
-	for m in tiny tiny-long; do
+	for m in tiny tiny-long tiny-loop; do
 		log "ollama create $m"
 		(cd "$MODEL_DIR" && OLLAMA_HOST=$SERVER_HOST "$BIN" create "$m" -f "Modelfile.$m") >&2 ||
 			{ kill "$SERVER_PID" 2>/dev/null || true; die "ollama create $m failed"; }

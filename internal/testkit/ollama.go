@@ -21,8 +21,13 @@ const OllamaHostEnv = "PARLEY_TEST_OLLAMA_HOST"
 // GGUF written by internal/tools/tinymodel. Both decode greedily (top_k 1),
 // so a prompt always gets the same reply, of random bytes.
 const (
-	// TinyModel replies with at most 64 tokens.
+	// TinyModel replies with 64 tokens (repeat_penalty 2 keeps it from
+	// looping) and ends with a done record.
 	TinyModel = "tiny"
+	// TinyLoopModel has no repeat penalty: its reply soon repeats one
+	// token, and Ollama then ends the stream without a done record, the
+	// cut stream a gateway must report as failed.
+	TinyLoopModel = "tiny-loop"
 	// TinyLongModel replies with up to 4000 tokens (repeat_penalty 2 keeps
 	// it from looping, which would end the stream early without a done
 	// record).

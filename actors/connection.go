@@ -1,0 +1,111 @@
+package actors
+
+import (
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Sink is the client side of one connection (a WebSocket, an SSE stream)
+// as the connection actor sees it. The gateway implements it.
+type Sink interface {
+	// Write queues f for the client. It must not block: a client too slow
+	// to drain its queue is disconnected by the Sink.
+	Write(f *Frame)
+	// Close closes the connection with a WebSocket status code and reason.
+	Close(code int, reason string)
+}
+
+// connClosed tells a connection actor that its socket is gone.
+type connClosed struct{}
+
+// connActor is one client connection. It forwards the client's commands
+// to sessions (through the registry, so that the session actor answers it
+// directly), writes their answers and the frames of the sessions it is
+// attached to, and detaches from them all when the socket closes. It keeps
+// no goroutine, timer or buffer of its own.
+type connActor struct {
+	sys      *System
+	user     string
+	sink     Sink
+	attached map[string]struct{} // sessions; nil until the first attach
+}
+
+var _ actor.Actor = (*connActor)(nil)
+
+func (c *connActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *Command:
+		c.command(ctx, msg)
+	case *Reply:
+		if msg.Attached && msg.Err == nil {
+			if c.attached == nil {
+				c.attached = make(map[string]struct{}, 1)
+			}
+			c.attached[msg.Session] = struct{}{}
+		}
+		c.sink.Write(ReplyFrame(msg))
+	case *Frame:
+		if _, ok := c.attached[msg.Session]; ok || msg.Session == "" {
+			c.sink.Write(msg)
+		}
+	case connClosed:
+		for id := range c.attached {
+			ctx.Send(c.sys.registry, &detachSession{session: id, conn: ctx.Self()})
+		}
+		c.attached = nil
+		ctx.Stop(ctx.Self())
+	}
+}
+
+func (c *connActor) command(ctx actor.Context, cmd *Command) {
+	self := ctx.Self()
+	switch cmd.Type {
+	case CmdPing:
+		c.sink.Write(PongFrame)
+	case CmdCreate:
+		ctx.Request(c.sys.registry, &createSession{user: c.user, model: cmd.Model, system: cmd.System, title: cmd.Title, conn: self, reqID: cmd.ID})
+	case CmdAttach:
+		after, err := ParseCursor(cmd.After)
+		if err != nil {
+			c.sink.Write(ErrorFrame(cmd.ID, cmd.Session, Errorf(CodeBadRequest, "%v", err)))
+			return
+		}
+		ctx.Request(c.sys.registry, &attachSession{session: cmd.Session, user: c.user, conn: self, after: after, reqID: cmd.ID})
+	case CmdDetach:
+		delete(c.attached, cmd.Session)
+		ctx.Send(c.sys.registry, &detachSession{session: cmd.Session, conn: self})
+		if cmd.ID != "" {
+			c.sink.Write(ReplyFrame(&Reply{ReqID: cmd.ID, Session: cmd.Session}))
+		}
+	case CmdSend:
+		ctx.Request(c.sys.registry, &sendMessage{session: cmd.Session, user: c.user, content: *cmd.Content, clientMsgID: cmd.ClientMsgID, expectSeq: cmd.ExpectSeq, reqID: cmd.ID})
+	case CmdStop:
+		ctx.Request(c.sys.registry, &stopGeneration{session: cmd.Session, user: c.user, reqID: cmd.ID})
+	case CmdRegenerate:
+		ctx.Request(c.sys.registry, &regenerate{session: cmd.Session, user: c.user, reqID: cmd.ID})
+	default:
+		c.sink.Write(ErrorFrame(cmd.ID, cmd.Session, Errorf(CodeBadRequest, "unknown type %q", cmd.Type)))
+	}
+}
+
+// Conn is a connection's handle on the actor system, held by the gateway.
+type Conn struct {
+	sys *System
+	pid *actor.PID
+}
+
+// Connect spawns the connection actor of a new client connection owned by
+// user; frames for the client go to sink.
+func (s *System) Connect(user string, sink Sink) *Conn {
+	pid := s.root.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return &connActor{sys: s, user: user, sink: sink}
+	}))
+	return &Conn{sys: s, pid: pid}
+}
+
+// Deliver hands a decoded, validated command to the connection actor. It
+// never blocks; cmd must not be modified afterwards.
+func (c *Conn) Deliver(cmd *Command) { c.sys.root.Send(c.pid, cmd) }
+
+// Closed tells the connection actor its socket is gone: it detaches from
+// every session and stops. Generations keep running.
+func (c *Conn) Closed() { c.sys.root.Send(c.pid, connClosed{}) }

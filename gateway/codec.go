@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+
+	"github.com/parleyhq/parley/actors"
+)
+
+// decodeCommand parses one client frame: exactly one JSON object, then
+// Command.Validate. Unknown fields are ignored (PROTOCOL.md). On error the
+// returned command holds whatever id and session could be read, so the
+// error frame can name them.
+func decodeCommand(data []byte) (*actors.Command, *actors.Error) {
+	cmd := new(actors.Command)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(cmd); err != nil {
+		return salvage(data), actors.Errorf(actors.CodeBadRequest, "malformed frame: %s", jsonProblem(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return cmd, actors.Errorf(actors.CodeBadRequest, "malformed frame: more than one JSON value")
+	}
+	if e := cmd.Validate(); e != nil {
+		return cmd, e
+	}
+	return cmd, nil
+}
+
+// salvage reads id and session from a frame that did not decode as a
+// whole (a field of the wrong type, say).
+func salvage(data []byte) *actors.Command {
+	var loose map[string]json.RawMessage
+	cmd := new(actors.Command)
+	if json.Unmarshal(data, &loose) != nil {
+		return cmd
+	}
+	_ = json.Unmarshal(loose["id"], &cmd.ID)
+	_ = json.Unmarshal(loose["session"], &cmd.Session)
+	return cmd
+}
+
+// jsonProblem describes a decode error without echoing the input.
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return "invalid JSON: " + syn.Error()
+	case errors.As(err, &typ):
+		return "field \"" + typ.Field + "\" must be " + typ.Type.String()
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "empty or truncated JSON"
+	default:
+		return "expected a JSON object"
+	}
+}

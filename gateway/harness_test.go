@@ -1,0 +1,159 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/actors"
+	"github.com/parleyhq/parley/gateway"
+	"github.com/parleyhq/parley/internal/testkit"
+	"github.com/parleyhq/parley/llm"
+	"github.com/parleyhq/parley/llm/ollama"
+)
+
+// stack is a whole Parley in one test: a real embedded NATS with
+// JetStream, the actor system, the nbio gateway on 127.0.0.1 and a model
+// server (scripted or real).
+type stack struct {
+	t        testing.TB
+	nats     *testkit.NATS
+	sys      *actors.System
+	srv      *gateway.Server
+	upstream *testkit.ScriptedOllama // nil when running against a real one
+	base     string                  // http://127.0.0.1:port
+}
+
+type stackOpts struct {
+	dir          string // data dir to reuse (restart tests)
+	ollamaURL    string // real model server; "" starts a scripted one
+	auth         gateway.AuthConfig
+	model        string
+	frameBytes   int
+	idleTimeout  time.Duration
+	chunkBytes   int
+	ollamaConfig ollama.Config
+}
+
+func newStack(t testing.TB, o stackOpts) *stack {
+	t.Helper()
+	s := &stack{t: t}
+	s.nats = testkit.NewNATS(t, o.dir, "")
+	store := s.nats.Store(t)
+	url := o.ollamaURL
+	if url == "" {
+		s.upstream = testkit.NewScriptedOllama(t, testkit.ScriptedConfig{})
+		url = s.upstream.URL()
+	}
+	oc := o.ollamaConfig
+	oc.BaseURL = url
+	oc.Logger = testkit.Logger(t)
+	prov, err := ollama.New(oc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.model == "" {
+		o.model = "tiny"
+	}
+	sys, err := actors.New(actors.Config{
+		Store: store, Index: store, Provider: prov, DefaultModel: o.model,
+		ChunkBytes: o.chunkBytes, Logger: testkit.Logger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.sys = sys
+	srv, err := gateway.New(gateway.Config{
+		Listen: "127.0.0.1:0", System: sys, Auth: o.auth,
+		MaxFrameBytes: o.frameBytes, IdleTimeout: o.idleTimeout, Logger: testkit.Logger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.srv = srv
+	s.base = "http://" + srv.Addr()
+	t.Cleanup(s.stop)
+	return s
+}
+
+// stop shuts the stack down as `parley serve` does; safe to call twice.
+func (s *stack) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_ = s.sys.Drain(ctx)
+	_ = s.srv.Shutdown(ctx)
+	_ = s.sys.Shutdown(ctx)
+	s.nats.Close()
+}
+
+func (s *stack) wsURL() string { return "ws" + strings.TrimPrefix(s.base, "http") + "/v1/ws" }
+
+// dial opens a WebSocket; token "" sends no Authorization header.
+func (s *stack) dial(token string) *testkit.WSClient {
+	s.t.Helper()
+	var h http.Header
+	if token != "" {
+		h = http.Header{"Authorization": {"Bearer " + token}}
+	}
+	return testkit.DialWS(s.t, s.wsURL(), h)
+}
+
+// create makes a session over ws and returns its id.
+func create(t testing.TB, c *testkit.WSClient, fields map[string]any) string {
+	t.Helper()
+	if fields == nil {
+		fields = map[string]any{}
+	}
+	fields["type"] = "create"
+	ack := c.Ack(c.Command(fields))
+	if ack.Session == "" {
+		t.Fatalf("create ack without session: %s", ack.Raw)
+	}
+	return ack.Session
+}
+
+// send sends content and returns the ack.
+func send(t testing.TB, c *testkit.WSClient, session, content string) testkit.Frame {
+	t.Helper()
+	return c.Ack(c.Command(map[string]any{"type": "send", "session": session, "content": content}))
+}
+
+// do makes an HTTP request with an optional JSON body and bearer token and
+// returns the status and body.
+func (s *stack) do(method, path, token string, body any) (int, []byte) {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		switch b := body.(type) {
+		case string:
+			rd = strings.NewReader(b)
+		default:
+			j, _ := json.Marshal(b)
+			rd = bytes.NewReader(j)
+		}
+	}
+	req, err := http.NewRequest(method, s.base+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+var _ llm.Provider = (*ollama.Provider)(nil)

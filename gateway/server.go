@@ -1,0 +1,221 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lesismal/nbio/nbhttp"
+	"github.com/lesismal/nbio/nbhttp/websocket"
+
+	"github.com/parleyhq/parley/actors"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxFrameBytes  = 64 << 10
+	DefaultPingInterval   = 25 * time.Second
+	DefaultIdleTimeout    = 75 * time.Second
+	DefaultMaxWriteBuffer = 1 << 20
+)
+
+// Config configures a Server.
+type Config struct {
+	// Listen is the TCP address (host:port; port 0 picks one). Required.
+	Listen string
+	// System is the actor system commands go to. Required.
+	System *actors.System
+	// Auth says how requests are authenticated.
+	Auth AuthConfig
+	// MaxFrameBytes bounds a WebSocket message and an HTTP request body.
+	// A larger WebSocket message closes the socket with 1009. Zero value
+	// means DefaultMaxFrameBytes.
+	MaxFrameBytes int
+	// PingInterval is how often the server pings each WebSocket. Zero
+	// value means DefaultPingInterval.
+	PingInterval time.Duration
+	// IdleTimeout closes a WebSocket from which nothing (not even a pong)
+	// arrived for this long. Zero value means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxWriteBuffer is how many bytes may wait for a slow client before
+	// its connection is closed (it can resume from its cursor). Zero value
+	// means DefaultMaxWriteBuffer.
+	MaxWriteBuffer int
+	// Ready reports whether the process can serve traffic (NATS and
+	// JetStream reachable), for /readyz. Zero value means always ready.
+	Ready func(ctx context.Context) error
+	// Details adds fields to the /readyz body (provider, model server).
+	// Zero value means none.
+	Details func() map[string]any
+	// Logger receives structured logs. Zero value means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is the nbio HTTP and WebSocket front end: it decodes client
+// frames, authenticates requests and hands commands to the actor system.
+// It never blocks an event loop: WebSocket messages are decoded and handed
+// to the connection's actor without waiting, and HTTP handlers run on
+// nbio's handler pool.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	auth     *authenticator
+	engine   *nbhttp.Engine
+	upgrader *websocket.Upgrader
+	addr     atomic.Value // string, set once listening
+
+	mu    sync.Mutex
+	conns map[*websocket.Conn]struct{} // open WebSockets, for pings and shutdown
+
+	draining  atomic.Bool
+	stopPing  chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New builds a Server; Start makes it listen.
+func New(cfg Config) (*Server, error) {
+	if cfg.System == nil {
+		return nil, errors.New("gateway: Config.System is required")
+	}
+	if cfg.Listen == "" {
+		return nil, errors.New("gateway: Config.Listen is required")
+	}
+	if cfg.MaxFrameBytes <= 0 {
+		cfg.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxWriteBuffer <= 0 {
+		cfg.MaxWriteBuffer = DefaultMaxWriteBuffer
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger.With(slog.String("component", "gateway")),
+		auth:     newAuthenticator(cfg.Auth),
+		conns:    make(map[*websocket.Conn]struct{}),
+		stopPing: make(chan struct{}),
+	}
+	s.upgrader = s.newUpgrader()
+	s.engine = nbhttp.NewEngine(nbhttp.Config{
+		Name:                    "parley",
+		Network:                 "tcp",
+		Addrs:                   []string{cfg.Listen},
+		Handler:                 s.routes(),
+		ReleaseWebsocketPayload: true,
+		MaxWriteBufferSize:      cfg.MaxWriteBuffer,
+		MaxHTTPBodySize:         cfg.MaxFrameBytes,
+		KeepaliveTime:           cfg.IdleTimeout,
+		Listen: func(network, addr string) (net.Listener, error) {
+			ln, err := net.Listen(network, addr)
+			if err == nil {
+				s.addr.Store(ln.Addr().String())
+			}
+			return ln, err
+		},
+	})
+	return s, nil
+}
+
+// Start listens and serves in the background.
+func (s *Server) Start() error {
+	if err := s.engine.Start(); err != nil {
+		return fmt.Errorf("gateway: listen on %s: %w", s.cfg.Listen, err)
+	}
+	s.wg.Add(1)
+	go s.pingLoop()
+	return nil
+}
+
+// Addr is the address the server listens on, once started.
+func (s *Server) Addr() string {
+	a, _ := s.addr.Load().(string)
+	return a
+}
+
+// Drain marks the server not ready (/readyz answers 503) so that load
+// balancers stop sending new traffic, while open connections go on.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Shutdown closes every WebSocket with 1001 (going away; clients resume
+// from their cursor elsewhere), stops listening and waits for the
+// server's goroutines. It is safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.draining.Store(true)
+		close(s.stopPing)
+		s.mu.Lock()
+		for c := range s.conns {
+			_ = c.WriteClose(1001, "server shutting down")
+		}
+		s.mu.Unlock()
+		err = s.engine.Shutdown(ctx)
+		s.wg.Wait()
+	})
+	return err
+}
+
+// pingLoop pings every WebSocket each PingInterval from one goroutine:
+// no timer per connection.
+func (s *Server) pingLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	var batch []*websocket.Conn
+	for {
+		select {
+		case <-s.stopPing:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		batch = batch[:0]
+		for c := range s.conns {
+			batch = append(batch, c)
+		}
+		s.mu.Unlock()
+		for _, c := range batch {
+			_ = c.WriteMessage(websocket.PingMessage, nil)
+		}
+		clear(batch)
+	}
+}
+
+// OpenConnections is how many WebSockets are open.
+func (s *Server) OpenConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.handleIndex)
+	mux.HandleFunc("GET /v1/ws", s.handleWS)
+	mux.HandleFunc("POST /v1/sessions", s.handleCreate)
+	mux.HandleFunc("GET /v1/sessions", s.handleList)
+	mux.HandleFunc("GET /v1/sessions/{id}", s.handleDetail)
+	mux.HandleFunc("POST /v1/sessions/{id}/messages", s.handleSend)
+	mux.HandleFunc("POST /v1/sessions/{id}/stop", s.handleStop)
+	mux.HandleFunc("POST /v1/sessions/{id}/regenerate", s.handleRegenerate)
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &actors.Error{Code: actors.CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	return mux
+}
