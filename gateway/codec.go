@@ -48,6 +48,8 @@ func jsonProblem(err error) string {
 	switch {
 	case errors.As(err, &syn):
 		return "invalid JSON: " + syn.Error()
+	case errors.As(err, &typ) && typ.Field == "":
+		return "expected a JSON object"
 	case errors.As(err, &typ):
 		return "field \"" + typ.Field + "\" must be " + typ.Type.String()
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):

@@ -38,6 +38,7 @@ type stackOpts struct {
 	idleTimeout  time.Duration
 	chunkBytes   int
 	ollamaConfig ollama.Config
+	scripted     testkit.ScriptedConfig
 }
 
 func newStack(t testing.TB, o stackOpts) *stack {
@@ -47,7 +48,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	store := s.nats.Store(t)
 	url := o.ollamaURL
 	if url == "" {
-		s.upstream = testkit.NewScriptedOllama(t, testkit.ScriptedConfig{})
+		s.upstream = testkit.NewScriptedOllama(t, o.scripted)
 		url = s.upstream.URL()
 	}
 	oc := o.ollamaConfig
@@ -157,3 +158,41 @@ func (s *stack) do(method, path, token string, body any) (int, []byte) {
 }
 
 var _ llm.Provider = (*ollama.Provider)(nil)
+
+// jsonField reads a dotted path of object fields from a JSON body as a
+// string ("" if absent).
+func jsonField(t testing.TB, body []byte, path string) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("body %q: %v", body, err)
+	}
+	for _, k := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return ""
+		}
+		v = m[k]
+	}
+	switch x := v.(type) {
+	case string:
+		return x
+	case nil:
+		return ""
+	default:
+		b, _ := json.Marshal(x)
+		return string(b)
+	}
+}
+
+// genOf is the gen of a terminal event frame.
+func genOf(t testing.TB, f testkit.Frame) uint64 {
+	t.Helper()
+	var d struct {
+		Gen uint64 `json:"gen"`
+	}
+	if err := json.Unmarshal(f.Data, &d); err != nil || d.Gen == 0 {
+		t.Fatalf("no gen in %s", f.Raw)
+	}
+	return d.Gen
+}

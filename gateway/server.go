@@ -109,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 		conns:    make(map[*websocket.Conn]struct{}),
 		stopPing: make(chan struct{}),
 	}
+	routeNBIOLogs(cfg.Logger)
 	s.upgrader = s.newUpgrader()
 	s.engine = nbhttp.NewEngine(nbhttp.Config{
 		Name:                    "parley",
@@ -117,8 +118,10 @@ func New(cfg Config) (*Server, error) {
 		Handler:                 s.routes(),
 		ReleaseWebsocketPayload: true,
 		MaxWriteBufferSize:      cfg.MaxWriteBuffer,
-		MaxHTTPBodySize:         cfg.MaxFrameBytes,
-		KeepaliveTime:           cfg.IdleTimeout,
+		// Bodies a little over the limit get a 413 from the handler;
+		// nbio cuts the connection only for far larger ones.
+		MaxHTTPBodySize: max(4*cfg.MaxFrameBytes, 1<<20),
+		KeepaliveTime:   cfg.IdleTimeout,
 		Listen: func(network, addr string) (net.Listener, error) {
 			ln, err := net.Listen(network, addr)
 			if err == nil {

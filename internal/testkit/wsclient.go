@@ -192,7 +192,9 @@ func (c *WSClient) Ack(id string) Frame {
 // generation gen of session.
 func (c *WSClient) Terminal(session string, gen uint64) []Frame {
 	c.tb.Helper()
-	return c.Until(func(f Frame) bool { return f.Type == "event" && f.Session == session && IsTerminal(f.Kind) && genOf(f) == gen })
+	return c.Until(func(f Frame) bool {
+		return f.Type == "event" && f.Session == session && IsTerminal(f.Kind) && genOf(f) == gen
+	})
 }
 
 // IsTerminal reports whether an event kind ends a generation.
