@@ -112,9 +112,10 @@ func New(cfg Config) (*System, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With(slog.String("component", "actors"))
-	as := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return log.With(slog.String("lib", "protoactor"))
-	}))
+	// protoactor logs its own start and stop at info; only its warnings
+	// and errors belong in Parley's log.
+	libLog := slog.New(minLevel{h: log.Handler(), min: slog.LevelWarn}).With(slog.String("lib", "protoactor"))
+	as := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return libLog }))
 	s := &System{cfg: cfg, log: log, as: as, root: as.Root, tickStop: make(chan struct{})}
 	s.genCtx, s.genCancel = context.WithCancel(context.Background())
 	s.registry = s.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newRegistry(s) }))
@@ -302,3 +303,18 @@ func (s *System) ActiveSessions() int {
 	n, _ := res.(int)
 	return n
 }
+
+// minLevel is a slog handler that drops records below min.
+type minLevel struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.h.Enabled(ctx, l)
+}
+func (m minLevel) Handle(ctx context.Context, r slog.Record) error { return m.h.Handle(ctx, r) }
+func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h: m.h.WithAttrs(as), min: m.min}
+}
+func (m minLevel) WithGroup(g string) slog.Handler { return minLevel{h: m.h.WithGroup(g), min: m.min} }

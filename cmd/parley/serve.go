@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/parleyhq/parley/actors"
+	"github.com/parleyhq/parley/config"
+	"github.com/parleyhq/parley/events"
+	"github.com/parleyhq/parley/gateway"
+	"github.com/parleyhq/parley/llm/ollama"
+)
+
+// eventLog is a connection to JetStream: embedded or external.
+type eventLog struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	embedded *events.Embedded // nil when external
+	lock     *dataLock        // held while the embedded server runs
+	url      string           // where tools can reach it, "" if nowhere
+}
+
+func (l *eventLog) Close() {
+	if l.nc != nil {
+		_ = l.nc.Drain()
+		l.nc.Close()
+	}
+	if l.embedded != nil {
+		l.embedded.Shutdown()
+	}
+	if l.lock != nil {
+		l.lock.Release()
+	}
+}
+
+// openEventLog connects to PARLEY_NATS_URL, or starts the embedded server
+// on the data dir. listen is the embedded server's client listener.
+func openEventLog(cfg config.Config, listen string, log *slog.Logger) (*eventLog, error) {
+	if cfg.NATSURL != "" {
+		nc, err := nats.Connect(cfg.NATSURL, nats.Name("parley"), nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, fmt.Errorf("connect to NATS at %s (PARLEY_NATS_URL): %w", cfg.NATSURL, err)
+		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		return &eventLog{nc: nc, js: js, url: cfg.NATSURL}, nil
+	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	emb, err := events.StartEmbedded(events.EmbeddedConfig{StoreDir: cfg.DataDir, Listen: listen, SyncInterval: cfg.SyncInterval, Logger: log})
+	if err != nil {
+		lock.Release()
+		return nil, err
+	}
+	nc, err := emb.Connect()
+	if err != nil {
+		emb.Shutdown()
+		lock.Release()
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		emb.Shutdown()
+		lock.Release()
+		return nil, err
+	}
+	return &eventLog{nc: nc, js: js, embedded: emb, lock: lock, url: emb.ClientURL()}, nil
+}
+
+// portFree reports whether addr can be listened on now.
+func portFree(addr string) bool {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, fs, err := loadConfig("serve", args, getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("serve takes no arguments, got %q", fs.Args())}
+	}
+	log := newLogger(cfg, stderr)
+	log.Debug("configuration", slog.Any("config", cfg))
+
+	natsListen := cfg.NATSListen
+	if cfg.NATSURL == "" && natsListen != "" && !portFree(natsListen) {
+		log.Warn("the embedded NATS listener's port is taken; running without it (parley replay then needs the server stopped)",
+			slog.String("PARLEY_NATS_LISTEN", natsListen))
+		natsListen = ""
+	}
+	el, err := openEventLog(cfg, natsListen, log)
+	if err != nil {
+		return err
+	}
+	defer el.Close()
+
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	store, err := events.NewJetStreamStore(startCtx, el.js, events.JetStreamConfig{})
+	if err != nil {
+		return err
+	}
+
+	prov, err := ollama.New(ollama.Config{
+		BaseURL:           cfg.OllamaHost,
+		ConnectTimeout:    cfg.UpstreamConnectTimeout,
+		FirstTokenTimeout: cfg.UpstreamFirstTokenTimeout,
+		IdleTimeout:       cfg.UpstreamIdleTimeout,
+		TotalTimeout:      cfg.UpstreamTotalTimeout,
+		Logger:            log,
+	})
+	if err != nil {
+		return err
+	}
+	defer prov.Close()
+	upstreamNote := checkModelServer(ctx, prov, cfg, log)
+
+	sys, err := actors.New(actors.Config{
+		Store: store, Index: store, Provider: prov, DefaultModel: cfg.Model,
+		ChunkInterval: cfg.ChunkInterval, ChunkBytes: cfg.ChunkBytes,
+		SessionIdleTimeout: cfg.SessionIdleTimeout, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	srv, err := gateway.New(gateway.Config{
+		Listen: cfg.Listen,
+		System: sys,
+		Auth: gateway.AuthConfig{
+			Required:  cfg.Auth == config.AuthToken,
+			APIKeys:   cfg.APIKeys,
+			JWTSecret: []byte(cfg.JWTSecret),
+		},
+		MaxFrameBytes: cfg.MaxFrameBytes,
+		PingInterval:  cfg.WSPingInterval,
+		IdleTimeout:   cfg.WSIdleTimeout,
+		Ready: func(ctx context.Context) error {
+			if !el.nc.IsConnected() {
+				return errors.New("not connected to NATS")
+			}
+			if _, err := el.js.AccountInfo(ctx); err != nil {
+				return fmt.Errorf("JetStream: %w", err)
+			}
+			return nil
+		},
+		Details: func() map[string]any {
+			return map[string]any{"provider": prov.Name(), "model_server": prov.BaseURL(), "model": cfg.Model}
+		},
+		Logger: log,
+	})
+	if err != nil {
+		_ = sys.Shutdown(context.Background())
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		_ = sys.Shutdown(context.Background())
+		return err
+	}
+
+	natsDesc := "embedded NATS (in-process only)"
+	switch {
+	case cfg.NATSURL != "":
+		natsDesc = "NATS " + redactURL(cfg.NATSURL)
+	case el.url != "":
+		natsDesc = "embedded NATS " + el.url
+	}
+	dataDesc := cfg.DataDir
+	if cfg.NATSURL != "" {
+		dataDesc = "(external NATS)"
+	}
+	fmt.Fprintf(stdout, "parley listening on http://%s  data %s  %s  model server %s %s (model %s)%s\n",
+		srv.Addr(), dataDesc, natsDesc, prov.Name(), prov.BaseURL(), cfg.Model, upstreamNote)
+
+	<-ctx.Done()
+	log.Info("shutting down", slog.Duration("grace", cfg.ShutdownTimeout))
+	shutCtx, cancelShut := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancelShut()
+	srv.Drain()
+	var errs []error
+	if err := sys.Drain(shutCtx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := srv.Shutdown(shutCtx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := sys.Shutdown(shutCtx); err != nil {
+		errs = append(errs, err)
+	}
+	el.Close()
+	el.nc, el.embedded, el.lock = nil, nil, nil
+	if len(errs) > 0 {
+		return fmt.Errorf("shutdown: %w", errors.Join(errs...))
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+// checkModelServer asks the model server whether it answers and has the
+// default model. Neither is fatal: Parley serves history without it and
+// reports upstream_unavailable on sends. It returns a note for the start
+// line.
+func checkModelServer(ctx context.Context, prov *ollama.Provider, cfg config.Config, log *slog.Logger) string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := prov.Check(ctx); err != nil {
+		log.Warn("the model server does not answer; chats will fail with upstream_unavailable until it does. Start Ollama (`ollama serve`) or point OLLAMA_HOST at it",
+			slog.String("OLLAMA_HOST", prov.BaseURL()), slog.Any("error", err))
+		return "  [model server not answering]"
+	}
+	models, err := prov.Models(ctx)
+	if err != nil {
+		return ""
+	}
+	if !hasModel(models, cfg.Model) {
+		log.Warn("the model server does not have the default model; run `ollama pull "+cfg.Model+"` or set PARLEY_MODEL",
+			slog.String("PARLEY_MODEL", cfg.Model), slog.Any("available", models))
+		return "  [model " + cfg.Model + " not found]"
+	}
+	return ""
+}
+
+// hasModel matches Ollama names, where "x" means "x:latest".
+func hasModel(models []string, name string) bool {
+	if !strings.Contains(name, ":") {
+		name += ":latest"
+	}
+	return slices.ContainsFunc(models, func(m string) bool {
+		if !strings.Contains(m, ":") {
+			m += ":latest"
+		}
+		return strings.EqualFold(m, name)
+	})
+}
+
+// redactURL hides credentials in a NATS URL.
+func redactURL(s string) string {
+	if i := strings.Index(s, "@"); i >= 0 {
+		if j := strings.Index(s, "://"); j >= 0 && j < i {
+			return s[:j+3] + "***" + s[i:]
+		}
+	}
+	return s
+}
