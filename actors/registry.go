@@ -54,6 +54,7 @@ func (r *registry) Receive(ctx actor.Context) {
 		}
 		delete(r.sessions, msg.session)
 		ctx.Stop(ls.pid)
+		r.sys.passivations.Add(1)
 	case *actor.Terminated:
 		if id, ok := r.byPID[msg.Who.Id]; ok {
 			delete(r.byPID, msg.Who.Id)
@@ -91,6 +92,9 @@ func (r *registry) spawn(ctx actor.Context, id string, fresh bool) *liveSession 
 	})
 	pid := ctx.Spawn(props)
 	ls := &liveSession{pid: pid}
+	if !fresh {
+		r.sys.rehydrations.Add(1)
+	}
 	r.sessions[id] = ls
 	r.byPID[pid.Id] = id
 	r.sys.log.Debug("session actor spawned", slog.String(logKeySession, id), slog.Bool("fresh", fresh))

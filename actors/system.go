@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -104,6 +105,22 @@ type System struct {
 	tickStop  chan struct{}
 	drainOnce sync.Once
 	closeOnce sync.Once
+
+	passivations atomic.Uint64
+	rehydrations atomic.Uint64
+}
+
+// Stats counts what the registry did since the system started.
+type Stats struct {
+	// Passivations is how many idle session actors were stopped.
+	Passivations uint64
+	// Rehydrations is how many session actors were rebuilt from the log.
+	Rehydrations uint64
+}
+
+// Stats returns the registry's counters.
+func (s *System) Stats() Stats {
+	return Stats{Passivations: s.passivations.Load(), Rehydrations: s.rehydrations.Load()}
 }
 
 // New starts a System.
