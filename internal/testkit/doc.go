@@ -1,0 +1,7 @@
+// Package testkit holds Parley's shared test helpers, all real parts: an
+// embedded nats-server with JetStream per test (NewNATS), a scripted
+// upstream that speaks Ollama's NDJSON protocol byte for byte for fault
+// injection (NewScriptedOllama), the lookup of a real Ollama started by
+// scripts/ollama-test-env.sh (RealOllama), and a WebSocket client
+// (DialWS). It is imported only by tests.
+package testkit
