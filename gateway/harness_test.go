@@ -39,6 +39,8 @@ type stackOpts struct {
 	chunkBytes   int
 	ollamaConfig ollama.Config
 	scripted     testkit.ScriptedConfig
+	sseKeepalive time.Duration
+	pingInterval time.Duration
 }
 
 func newStack(t testing.TB, o stackOpts) *stack {
@@ -72,6 +74,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	srv, err := gateway.New(gateway.Config{
 		Listen: "127.0.0.1:0", System: sys, Auth: o.auth,
 		MaxFrameBytes: o.frameBytes, IdleTimeout: o.idleTimeout, Logger: testkit.Logger(t),
+		SSEKeepalive: o.sseKeepalive, PingInterval: o.pingInterval,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -87,8 +87,13 @@ func (s *Server) authed(w http.ResponseWriter, r *http.Request, body any) (strin
 			return "", nil, nil, false
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	ctx, cancel := timeoutCtx(r)
 	return user, ctx, cancel, true
+}
+
+// timeoutCtx is the request's context with requestTimeout.
+func timeoutCtx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), requestTimeout)
 }
 
 // decodeBody reads a JSON object body of at most limit bytes. An empty

@@ -40,6 +40,9 @@ type Config struct {
 	// PingInterval is how often the server pings each WebSocket. Zero
 	// value means DefaultPingInterval.
 	PingInterval time.Duration
+	// SSEKeepalive is how often each SSE stream gets a comment line.
+	// Zero value means DefaultSSEKeepalive.
+	SSEKeepalive time.Duration
 	// IdleTimeout closes a WebSocket from which nothing (not even a pong)
 	// arrived for this long. Zero value means DefaultIdleTimeout.
 	IdleTimeout time.Duration
@@ -72,6 +75,7 @@ type Server struct {
 
 	mu    sync.Mutex
 	conns map[*websocket.Conn]struct{} // open WebSockets, for pings and shutdown
+	sse   map[net.Conn]*sseStream      // open SSE streams by nbio connection
 
 	draining  atomic.Bool
 	stopPing  chan struct{}
@@ -93,6 +97,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = DefaultPingInterval
 	}
+	if cfg.SSEKeepalive <= 0 {
+		cfg.SSEKeepalive = DefaultSSEKeepalive
+	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
@@ -107,6 +114,7 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger.With(slog.String("component", "gateway")),
 		auth:     newAuthenticator(cfg.Auth),
 		conns:    make(map[*websocket.Conn]struct{}),
+		sse:      make(map[net.Conn]*sseStream),
 		stopPing: make(chan struct{}),
 	}
 	routeNBIOLogs(cfg.Logger)
@@ -130,6 +138,7 @@ func New(cfg Config) (*Server, error) {
 			return ln, err
 		},
 	})
+	s.engine.OnClose(func(c net.Conn, _ error) { s.sseClosed(c) })
 	return s, nil
 }
 
@@ -138,8 +147,9 @@ func (s *Server) Start() error {
 	if err := s.engine.Start(); err != nil {
 		return fmt.Errorf("gateway: listen on %s: %w", s.cfg.Listen, err)
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.pingLoop()
+	go s.sseKeepaliveLoop()
 	return nil
 }
 
@@ -164,6 +174,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Lock()
 		for c := range s.conns {
 			_ = c.WriteClose(1001, "server shutting down")
+		}
+		for _, st := range s.sse {
+			st.Close(0, "")
 		}
 		s.mu.Unlock()
 		err = s.engine.Shutdown(ctx)
@@ -198,6 +211,39 @@ func (s *Server) pingLoop() {
 	}
 }
 
+// sseKeepaliveLoop writes a comment line to every SSE stream each
+// SSEKeepalive, so proxies keep them open.
+func (s *Server) sseKeepaliveLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.SSEKeepalive)
+	defer t.Stop()
+	var batch []*sseStream
+	for {
+		select {
+		case <-s.stopPing:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		batch = batch[:0]
+		for _, st := range s.sse {
+			batch = append(batch, st)
+		}
+		s.mu.Unlock()
+		for _, st := range batch {
+			st.write(keepaliveComment)
+		}
+		clear(batch)
+	}
+}
+
+// OpenStreams is how many SSE streams are open.
+func (s *Server) OpenStreams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sse)
+}
+
 // OpenConnections is how many WebSockets are open.
 func (s *Server) OpenConnections() int {
 	s.mu.Lock()
@@ -213,6 +259,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/sessions", s.handleList)
 	mux.HandleFunc("GET /v1/sessions/{id}", s.handleDetail)
 	mux.HandleFunc("POST /v1/sessions/{id}/messages", s.handleSend)
+	mux.HandleFunc("GET /v1/sessions/{id}/events", s.handleSSE)
 	mux.HandleFunc("POST /v1/sessions/{id}/stop", s.handleStop)
 	mux.HandleFunc("POST /v1/sessions/{id}/regenerate", s.handleRegenerate)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
