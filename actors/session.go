@@ -35,6 +35,7 @@ type sessionActor struct {
 
 	subs       map[string]*actor.PID // attached connection actors by pid.Id
 	gen        *running
+	snapPos    events.Position // position of the last snapshot written or read
 	received   uint64 // messages routed to it by the registry
 	lastActive time.Time
 }
@@ -109,6 +110,7 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		s.done(ctx, msg)
 	case idleTick:
 		if len(s.subs) == 0 && s.gen == nil && s.sys.cfg.Now().Sub(s.lastActive) >= s.sys.cfg.SessionIdleTimeout {
+			s.snapshot()
 			ctx.Request(ctx.Parent(), &passivate{session: s.id, received: s.received})
 		}
 	case drainSession:
@@ -150,23 +152,79 @@ func (s *sessionActor) rehydrate(ctx actor.Context) {
 	}
 }
 
-// reload replaces the state with the fold of the whole log.
+// reload rebuilds the state from the log: from the session's snapshot and
+// the events after it when there is a usable one, else from the whole
+// log. A long tail gets a new snapshot.
 func (s *sessionActor) reload() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.sys.cfg.StoreTimeout)
 	defer cancel()
-	evs, pos, err := s.sys.cfg.Store.Load(ctx, s.id, 0)
+	st := newState()
+	from := events.Position(0)
+	if snaps := s.sys.cfg.Snapshots; snaps != nil {
+		snap, err := snaps.GetSnapshot(ctx, s.id)
+		switch {
+		case err == nil:
+			if err := foldInto(st, snap.Events); err == nil && st.lastSeq == snap.LastSeq {
+				from = snap.Pos
+				s.snapPos = snap.Pos
+			} else {
+				s.log.Warn("snapshot unusable; replaying the whole log", slog.Any(logKeyError, err))
+				st = newState()
+			}
+		case !errors.Is(err, events.ErrNotFound):
+			s.log.Warn("snapshot not read; replaying the whole log", slog.Any(logKeyError, err))
+		}
+	}
+	tail, pos, err := s.sys.cfg.Store.Load(ctx, s.id, from)
 	if err != nil {
 		return err
 	}
-	st := newState()
-	for _, ev := range evs {
-		if err := st.apply(ev); err != nil {
-			return fmt.Errorf("actors: session %s: %w", s.id, err)
+	if len(tail) > 0 && tail[0].Seq != st.lastSeq+1 {
+		// The snapshot does not meet the log (it was written for an older
+		// log under the same name): start over from the log alone.
+		s.log.Warn("snapshot does not meet the log; replaying it whole", slog.Uint64("snapshot_seq", st.lastSeq), slog.Uint64("tail_seq", tail[0].Seq))
+		s.snapPos = 0
+		st = newState()
+		if tail, pos, err = s.sys.cfg.Store.Load(ctx, s.id, 0); err != nil {
+			return err
 		}
+	}
+	if err := foldInto(st, tail); err != nil {
+		return fmt.Errorf("actors: session %s: %w", s.id, err)
 	}
 	st.pos = pos
 	s.st = st
+	if len(tail) >= s.sys.cfg.SnapshotTail && st.open == nil {
+		s.snapshot()
+	}
 	return nil
+}
+
+func foldInto(st *state, evs []events.Event) error {
+	for _, ev := range evs {
+		if err := st.apply(ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// snapshot writes the session's state if it moved since the last one. It
+// is taken only between generations, so the visible events are the whole
+// state. A failed write costs only a longer replay next time.
+func (s *sessionActor) snapshot() {
+	snaps := s.sys.cfg.Snapshots
+	if snaps == nil || s.missing || s.broken != nil || s.gen != nil || s.st.open != nil || s.st.pos == s.snapPos {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.sys.cfg.StoreTimeout)
+	defer cancel()
+	snap := events.Snapshot{Session: s.id, Pos: s.st.pos, LastSeq: s.st.lastSeq, Events: s.st.visible}
+	if err := snaps.PutSnapshot(ctx, snap); err != nil {
+		s.log.Warn("snapshot not written", slog.Any(logKeyError, err))
+		return
+	}
+	s.snapPos = s.st.pos
 }
 
 // check answers whether user may use the session.

@@ -30,6 +30,13 @@ type Config struct {
 	Store events.Store
 	// Index keeps session summaries for listing. Required.
 	Index events.Index
+	// Snapshots speeds up rehydration: a passivating session writes one,
+	// and a session actor starts from it plus the events after it. Zero
+	// value means every rehydration replays the whole log.
+	Snapshots events.Snapshots
+	// SnapshotTail is how many events after its snapshot a rehydrated
+	// session may find before it writes a new one. Zero value means 256.
+	SnapshotTail int
 	// Provider generates replies. Required.
 	Provider llm.Provider
 	// DefaultModel is the model of sessions created without one. Required.
@@ -60,6 +67,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.DefaultModel == "" {
 		return errors.New("actors: Config needs DefaultModel")
+	}
+	if c.SnapshotTail <= 0 {
+		c.SnapshotTail = 256
 	}
 	if c.ChunkInterval <= 0 {
 		c.ChunkInterval = 250 * time.Millisecond

@@ -2,6 +2,8 @@ package actors_test
 
 import (
 	"context"
+	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +21,7 @@ func newSystem(t *testing.T, idle time.Duration) (*actors.System, *testkit.Scrip
 	if err != nil {
 		t.Fatal(err)
 	}
-	sys, err := actors.New(actors.Config{Store: store, Index: store, Provider: prov, DefaultModel: "tiny", SessionIdleTimeout: idle, Logger: testkit.Logger(t)})
+	sys, err := actors.New(actors.Config{Store: store, Index: store, Snapshots: store, Provider: prov, DefaultModel: "tiny", SessionIdleTimeout: idle, Logger: testkit.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,4 +129,93 @@ func TestPassivationRace(t *testing.T) {
 		t.Errorf("too little churn to test anything: %+v", st)
 	}
 	t.Logf("%+v", st)
+}
+
+// TestManySessionsPassivate creates 10,000 sessions, lets every one of them
+// passivate (only active sessions stay in memory), and resumes some.
+func TestManySessionsPassivate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 sessions: skipped in -short")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	sys, up := newSystem(t, 200*time.Millisecond)
+	const n = 10000
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += 16 {
+				info, err := sys.Create(ctx, "u", actors.CreateParams{Title: "s"})
+				if err != nil {
+					errs <- err
+					return
+				}
+				ids[i] = info.ID
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitFor(t, "all sessions to passivate", func() bool { return sys.ActiveSessions() == 0 })
+	if st := sys.Stats(); st.Passivations < n {
+		t.Fatalf("passivations %d", st.Passivations)
+	}
+	// Any one of them comes back as it was, and takes a turn.
+	for _, i := range []int{0, 4999, n - 1} {
+		up.Push(testkit.TextReply("back", 0))
+		d, err := sys.Detail(ctx, "u", ids[i])
+		if err != nil || d.LastSeq != 1 || d.Title != "s" {
+			t.Fatalf("session %d: %+v %v", i, d, err)
+		}
+		if seq, err := sys.Send(ctx, "u", ids[i], actors.SendParams{Content: "hi"}); err != nil || seq != 2 {
+			t.Fatalf("send to session %d: %d %v", i, seq, err)
+		}
+		if d := waitTurn(t, sys, "u", ids[i]); d.Messages[1].Content != "back" {
+			t.Errorf("reply %+v", d.Messages)
+		}
+	}
+	if a := sys.ActiveSessions(); a > 3 {
+		t.Errorf("%d sessions in memory, want at most the 3 resumed", a)
+	}
+}
+
+// TestRehydrateFromSnapshotAndTail: a session passivates (snapshot), gets
+// more turns, passivates again after a long tail: each rehydration sees
+// exactly the log's state.
+func TestRehydrateFromSnapshotAndTail(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sys, up := newSystem(t, 50*time.Millisecond)
+	info, err := sys.Create(ctx, "u", actors.CreateParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 5; i++ {
+			up.Push(testkit.TextReply(fmt.Sprintf("r%d.%d", round, i), 2))
+			if _, err := sys.Send(ctx, "u", info.ID, actors.SendParams{Content: fmt.Sprintf("q%d.%d", round, i)}); err != nil {
+				t.Fatal(err)
+			}
+			waitTurn(t, sys, "u", info.ID)
+		}
+		before, _ := sys.Detail(ctx, "u", info.ID)
+		waitFor(t, "passivation", func() bool { return sys.ActiveSessions() == 0 })
+		after, err := sys.Detail(ctx, "u", info.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(before, after) {
+			t.Fatalf("round %d: state differs after rehydration\nbefore %+v\nafter  %+v", round, before, after)
+		}
+		if n := len(after.Messages); n != 10*(round+1) || after.Messages[n-1].Content != fmt.Sprintf("r%d.4", round) {
+			t.Fatalf("round %d: %d messages", round, n)
+		}
+	}
 }

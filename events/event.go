@@ -49,7 +49,9 @@ func New(session string, seq uint64, kind Kind, at time.Time, data any) Event {
 	if err != nil {
 		panic(fmt.Sprintf("events: marshal %s: %v", kind, err))
 	}
-	return Event{Session: session, Seq: seq, Kind: kind, At: Time(at), Data: b}
+	// The wire keeps milliseconds: so does the event, so that a state
+	// folded from live events equals one folded from the log.
+	return Event{Session: session, Seq: seq, Kind: kind, At: Time(at.UTC().Truncate(time.Millisecond)), Data: b}
 }
 
 // Decode unmarshals the event's data into v.

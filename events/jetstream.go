@@ -42,6 +42,7 @@ type JetStreamStore struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	index  jetstream.KeyValue
+	snaps  jetstream.KeyValue // nil when opened read-only without it
 }
 
 var (
@@ -80,7 +81,17 @@ func NewJetStreamStore(ctx context.Context, js jetstream.JetStream, cfg JetStrea
 	if err != nil {
 		return nil, fmt.Errorf("events: create bucket %s: %w", IndexBucket, err)
 	}
-	return &JetStreamStore{js: js, stream: stream, index: index}, nil
+	snaps, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      SnapshotBucket,
+		Description: "Parley session snapshots (derived from the log; safe to delete)",
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		History:     1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events: create bucket %s: %w", SnapshotBucket, err)
+	}
+	return &JetStreamStore{js: js, stream: stream, index: index, snaps: snaps}, nil
 }
 
 // OpenJetStreamStore opens the existing stream and bucket without creating

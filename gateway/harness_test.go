@@ -64,7 +64,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		o.model = "tiny"
 	}
 	sys, err := actors.New(actors.Config{
-		Store: store, Index: store, Provider: prov, DefaultModel: o.model,
+		Store: store, Index: store, Snapshots: store, Provider: prov, DefaultModel: o.model,
 		ChunkBytes: o.chunkBytes, Logger: testkit.Logger(t),
 	})
 	if err != nil {

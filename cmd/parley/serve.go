@@ -138,7 +138,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	upstreamNote := checkModelServer(ctx, prov, cfg, log)
 
 	sys, err := actors.New(actors.Config{
-		Store: store, Index: store, Provider: prov, DefaultModel: cfg.Model,
+		Store: store, Index: store, Snapshots: store, Provider: prov, DefaultModel: cfg.Model,
 		ChunkInterval: cfg.ChunkInterval, ChunkBytes: cfg.ChunkBytes,
 		SessionIdleTimeout: cfg.SessionIdleTimeout, Logger: log,
 	})
