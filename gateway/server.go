@@ -139,6 +139,7 @@ func New(cfg Config) (*Server, error) {
 		},
 	})
 	s.engine.OnClose(func(c net.Conn, _ error) { s.sseClosed(c) })
+	syncAcceptForRace(s.engine)
 	return s, nil
 }
 
