@@ -47,6 +47,8 @@ func (c *connActor) Receive(ctx actor.Context) {
 		if _, ok := c.attached[msg.Session]; ok || msg.Session == "" {
 			c.sink.Write(msg)
 		}
+	case *actor.Stopped:
+		c.sys.connections.Add(-1)
 	case connClosed:
 		for id := range c.attached {
 			ctx.Send(c.sys.registry, &detachSession{session: id, conn: ctx.Self()})
@@ -96,6 +98,7 @@ type Conn struct {
 // Connect spawns the connection actor of a new client connection owned by
 // user; frames for the client go to sink.
 func (s *System) Connect(user string, sink Sink) *Conn {
+	s.connections.Add(1)
 	pid := s.root.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return &connActor{sys: s, user: user, sink: sink}
 	}))

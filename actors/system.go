@@ -118,10 +118,13 @@ type System struct {
 
 	passivations atomic.Uint64
 	rehydrations atomic.Uint64
+	connections  atomic.Int64
 }
 
 // Stats counts what the registry did since the system started.
 type Stats struct {
+	// Connections is how many connection actors are alive now.
+	Connections int64
 	// Passivations is how many idle session actors were stopped.
 	Passivations uint64
 	// Rehydrations is how many session actors were rebuilt from the log.
@@ -130,7 +133,7 @@ type Stats struct {
 
 // Stats returns the registry's counters.
 func (s *System) Stats() Stats {
-	return Stats{Passivations: s.passivations.Load(), Rehydrations: s.rehydrations.Load()}
+	return Stats{Connections: s.connections.Load(), Passivations: s.passivations.Load(), Rehydrations: s.rehydrations.Load()}
 }
 
 // New starts a System.

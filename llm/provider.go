@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 )
 
 // Role of a chat message.
@@ -23,6 +25,9 @@ type Message struct {
 type Request struct {
 	Model    string
 	Messages []Message
+	// MaxTokens caps the reply's length in tokens (Ollama's num_predict,
+	// OpenAI's max_tokens). Zero value means the model's own default.
+	MaxTokens int
 }
 
 // Delta is a piece of streamed output. Text is reply text; Thinking is
@@ -46,6 +51,15 @@ type Result struct {
 	Usage      Usage
 }
 
+// ModelInfo describes one model a provider offers.
+type ModelInfo struct {
+	// Name is what a Request's Model says ("llama3.2:latest", "gpt-4o").
+	Name string `json:"name"`
+	// ContextLength is the model's context window in tokens, when the
+	// server says; zero means unknown.
+	ContextLength int `json:"context_length,omitempty"`
+}
+
 // Provider streams chat completions from a model server.
 //
 // Stream calls onDelta from the calling goroutine, in order, for each piece
@@ -61,6 +75,28 @@ type Provider interface {
 	Stream(ctx context.Context, req Request, onDelta func(Delta)) (Result, error)
 	// Check reports whether the model server answers.
 	Check(ctx context.Context) error
+	// Models lists the models the server offers (Ollama /api/tags, OpenAI
+	// /v1/models).
+	Models(ctx context.Context) ([]ModelInfo, error)
+}
+
+// ContextSizer is implemented by providers that can look up one model's
+// context window (Ollama's /api/show). It returns zero when the server
+// does not say.
+type ContextSizer interface {
+	ContextLength(ctx context.Context, model string) (int, error)
+}
+
+// SameModel reports whether two model names name the same model, the way
+// Ollama matches them: case-insensitively, with "x" meaning "x:latest".
+func SameModel(a, b string) bool {
+	norm := func(s string) string {
+		if !strings.Contains(s, ":") {
+			s += ":latest"
+		}
+		return s
+	}
+	return strings.EqualFold(norm(a), norm(b))
 }
 
 // Error codes (PROTOCOL.md section 3) for upstream failures.
@@ -78,6 +114,12 @@ type Error struct {
 	Code    string // CodeUpstreamUnavailable or CodeUpstreamError
 	Message string // human-readable, safe to show to the user
 	Err     error  // underlying cause, may be nil
+	// Retryable marks a failure that happened before any output and may
+	// pass on a later try: connection refused, HTTP 429, HTTP 5xx.
+	// A stream that produced output is never retryable.
+	Retryable bool
+	// RetryAfter is the server's Retry-After hint; zero means none.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -93,6 +135,12 @@ func (e *Error) Unwrap() error { return e.Err }
 // ErrIncomplete is the cause of an Error whose stream ended without the
 // upstream's final record.
 var ErrIncomplete = errors.New("stream ended without its final record")
+
+// IsRetryable reports whether err is an *Error marked Retryable.
+func IsRetryable(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Retryable
+}
 
 // CodeOf returns the upstream error code of err, or "" when err is not an
 // *Error.

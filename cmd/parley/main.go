@@ -91,7 +91,11 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 		extra(fs)
 	}
 	if err := fs.Parse(args); err != nil {
-		return cfg, fs, err
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, fs, err
+		}
+		// An unknown flag or a bad flag value is a bad command line.
+		return cfg, fs, &usageError{err.Error()}
 	}
 	if envErr != nil {
 		return cfg, fs, fmt.Errorf("configuration:\n%w", envErr)

@@ -18,6 +18,7 @@ import (
 	"github.com/parleyhq/parley/config"
 	"github.com/parleyhq/parley/events"
 	"github.com/parleyhq/parley/gateway"
+	"github.com/parleyhq/parley/llm"
 	"github.com/parleyhq/parley/llm/ollama"
 )
 
@@ -242,16 +243,8 @@ func checkModelServer(ctx context.Context, prov *ollama.Provider, cfg config.Con
 }
 
 // hasModel matches Ollama names, where "x" means "x:latest".
-func hasModel(models []string, name string) bool {
-	if !strings.Contains(name, ":") {
-		name += ":latest"
-	}
-	return slices.ContainsFunc(models, func(m string) bool {
-		if !strings.Contains(m, ":") {
-			m += ":latest"
-		}
-		return strings.EqualFold(m, name)
-	})
+func hasModel(models []llm.ModelInfo, name string) bool {
+	return slices.ContainsFunc(models, func(m llm.ModelInfo) bool { return llm.SameModel(m.Name, name) })
 }
 
 // redactURL hides credentials in a NATS URL.

@@ -271,3 +271,10 @@ func IsCloseError(err error, code websocket.StatusCode) bool {
 	var ce websocket.CloseError
 	return errors.As(err, &ce) && ce.Code == code
 }
+
+// Bind attaches a client made with TryDialWS to a test, for Send and Next.
+// It does not close the client when the test ends.
+func (c *WSClient) Bind(tb testing.TB) *WSClient {
+	c.tb = tb
+	return c
+}

@@ -53,7 +53,8 @@ func (p *Provider) classify(err error) error {
 		if msg == "" {
 			msg = statusErr.Status
 		}
-		return &llm.Error{Code: codeForStatus(statusErr.StatusCode), Message: clip(msg), Err: err}
+		return &llm.Error{Code: codeForStatus(statusErr.StatusCode), Message: clip(msg), Err: err,
+			Retryable: retryableStatus(statusErr.StatusCode)}
 	}
 	// http.Client.Do failed: no response at all (dial, DNS, refused, reset
 	// before the status line, TLS).
@@ -61,8 +62,9 @@ func (p *Provider) classify(err error) error {
 	if errors.As(err, &urlErr) {
 		return &llm.Error{
 			Code:    llm.CodeUpstreamUnavailable,
-			Message: fmt.Sprintf("cannot reach Ollama at %s", p.base.Redacted()),
-			Err:     err,
+			Message:   fmt.Sprintf("cannot reach Ollama at %s", p.base.Redacted()),
+			Err:       err,
+			Retryable: true,
 		}
 	}
 	// A record that is not a valid ChatResponse.
@@ -97,7 +99,14 @@ func statusOnlyError(status int) error {
 		text = "error"
 	}
 	err := api.StatusError{StatusCode: status, Status: fmt.Sprintf("%d %s", status, text)}
-	return &llm.Error{Code: codeForStatus(status), Message: err.Status, Err: err}
+	return &llm.Error{Code: codeForStatus(status), Message: err.Status, Err: err, Retryable: retryableStatus(status)}
+}
+
+// retryableStatus reports whether a request refused with status may pass
+// on a later try: the server was busy (429) or failed (5xx). Ollama sends
+// no Retry-After, and api.StatusError does not carry headers.
+func retryableStatus(status int) bool {
+	return status == http.StatusTooManyRequests || status >= 500
 }
 
 // clip shortens s to at most maxMessageLen bytes on a character boundary.

@@ -70,7 +70,10 @@ type Provider struct {
 	log       *slog.Logger
 }
 
-var _ llm.Provider = (*Provider)(nil)
+var (
+	_ llm.Provider     = (*Provider)(nil)
+	_ llm.ContextSizer = (*Provider)(nil)
+)
 
 // New returns a Provider for the server in cfg. It does not contact the
 // server; use Check for that.
@@ -172,6 +175,9 @@ func (p *Provider) Stream(ctx context.Context, req llm.Request, onDelta func(llm
 	}
 	stream := true
 	chatReq := &api.ChatRequest{Model: req.Model, Messages: msgs, Stream: &stream}
+	if req.MaxTokens > 0 {
+		chatReq.Options = map[string]any{"num_predict": req.MaxTokens}
+	}
 
 	start := time.Now()
 	genCtx, cancel := context.WithCancelCause(ctx)
@@ -271,20 +277,52 @@ func (p *Provider) Check(ctx context.Context) error {
 	return nil
 }
 
-// Models lists the names of the models the server has (/api/tags), e.g.
-// "llama3.2:latest", most recently modified first.
-func (p *Provider) Models(ctx context.Context) ([]string, error) {
+// Models lists the models the server has (/api/tags), e.g.
+// "llama3.2:latest", most recently modified first. /api/tags does not tell
+// context windows; ContextLength does, per model.
+func (p *Provider) Models(ctx context.Context) ([]llm.ModelInfo, error) {
 	callCtx, cancel := context.WithTimeoutCause(ctx, p.cfg.IdleTimeout, errNoAnswer)
 	defer cancel()
 	list, err := p.client.List(callCtx)
 	if err != nil {
 		return nil, p.callError(ctx, callCtx, err)
 	}
-	names := make([]string, 0, len(list.Models))
+	models := make([]llm.ModelInfo, 0, len(list.Models))
 	for _, m := range list.Models {
-		names = append(names, m.Name)
+		models = append(models, llm.ModelInfo{Name: m.Name})
 	}
-	return names, nil
+	return models, nil
+}
+
+// ContextLength returns the context window the model was trained for, from
+// /api/show ("<architecture>.context_length"), lowered to the num_ctx
+// parameter of its Modelfile when that is set. Zero means the server did
+// not say.
+func (p *Provider) ContextLength(ctx context.Context, model string) (int, error) {
+	callCtx, cancel := context.WithTimeoutCause(ctx, p.cfg.IdleTimeout, errNoAnswer)
+	defer cancel()
+	resp, err := p.client.Show(callCtx, &api.ShowRequest{Model: model})
+	if err != nil {
+		return 0, p.callError(ctx, callCtx, err)
+	}
+	n := 0
+	for k, v := range resp.ModelInfo {
+		if strings.HasSuffix(k, ".context_length") {
+			if f, ok := v.(float64); ok && f > 0 {
+				n = int(f)
+			}
+		}
+	}
+	for _, line := range strings.Split(resp.Parameters, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == "num_ctx" {
+			var c int
+			if _, err := fmt.Sscan(f[1], &c); err == nil && c > 0 && (n == 0 || c < n) {
+				n = c
+			}
+		}
+	}
+	return n, nil
 }
 
 // errNoAnswer is the cause set when a non-streaming call hits IdleTimeout.

@@ -1,0 +1,225 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleyhq/parley/events"
+	"github.com/parleyhq/parley/internal/testkit"
+	"github.com/parleyhq/parley/llm/ollama"
+)
+
+// benchSystem is a System on a real embedded JetStream with the scripted
+// Ollama as its provider.
+func benchSystem(b *testing.B, snaps bool) (*System, *events.JetStreamStore, *testkit.ScriptedOllama) {
+	b.Helper()
+	store := testkit.NewNATS(b, "", "").Store(b)
+	up := testkit.NewScriptedOllama(b, testkit.ScriptedConfig{})
+	prov, err := ollama.New(ollama.Config{BaseURL: up.URL(), Logger: testkit.Logger(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := Config{Store: store, Index: store, Provider: prov, DefaultModel: "tiny", Logger: testkit.Logger(b), SessionIdleTimeout: time.Hour}
+	if snaps {
+		cfg.Snapshots = store
+	}
+	sys, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sys.Shutdown(context.Background()) })
+	return sys, store, up
+}
+
+// writeTurns appends a session of n turns straight to the store: created,
+// then per turn message.user, generation.started, two chunks and
+// generation.completed, with replies of about 400 bytes.
+func writeTurns(b *testing.B, store *events.JetStreamStore, id string, n int) events.Position {
+	b.Helper()
+	ctx := context.Background()
+	at := time.Now()
+	seq := uint64(1)
+	pos, err := store.Append(ctx, id, 0, events.New(id, seq, events.KindSessionCreated, at, events.SessionCreated{Owner: "u", Model: "tiny"}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	reply := strings.Repeat("a reply of some length. ", 16)
+	for i := 0; i < n; i++ {
+		user, gen := seq+1, seq+2
+		evs := []events.Event{
+			events.New(id, user, events.KindMessageUser, at, events.MessageUser{Content: fmt.Sprintf("question %d, of a typical length for a chat", i)}),
+			events.New(id, gen, events.KindGenerationStarted, at, events.GenerationStarted{Model: "tiny", Provider: "ollama", ReplyTo: user}),
+			events.New(id, gen+1, events.KindGenerationChunk, at, events.GenerationChunk{Gen: gen, Offset: 0, Text: reply[:200]}),
+			events.New(id, gen+2, events.KindGenerationChunk, at, events.GenerationChunk{Gen: gen, Offset: 200, Text: reply[200:]}),
+			events.New(id, gen+3, events.KindGenerationCompleted, at, events.GenerationCompleted{Gen: gen, Text: reply, DoneReason: "stop"}),
+		}
+		if pos, err = store.Append(ctx, id, pos, evs...); err != nil {
+			b.Fatal(err)
+		}
+		seq = gen + 3
+	}
+	return pos
+}
+
+// BenchmarkHotDetail reads a live 100-turn session's state through its
+// actor (request, answer): no disk.
+func BenchmarkHotDetail(b *testing.B) {
+	sys, store, _ := benchSystem(b, false)
+	writeTurns(b, store, "hot", 100)
+	ctx := context.Background()
+	if _, err := sys.Detail(ctx, "u", "hot"); err != nil { // rehydrate once
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := sys.Detail(ctx, "u", "hot"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHotContext builds the model context of a live 1,000-turn
+// session from its in-memory state.
+func BenchmarkHotContext(b *testing.B) {
+	_, store, _ := benchSystem(b, false)
+	writeTurns(b, store, "ctx", 1000)
+	evs, _, err := store.Load(context.Background(), "ctx", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st := newState()
+	if err := foldInto(st, evs); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = st.context(st.lastUserSeq())
+	}
+}
+
+// BenchmarkColdRehydrate rebuilds a 1,000-turn session (5,001 events, in a
+// stream shared with 50 other sessions) in a fresh actor: from its
+// snapshot plus a 25-event tail, against replaying the whole log.
+func BenchmarkColdRehydrate(b *testing.B) {
+	for _, withSnap := range []bool{true, false} {
+		name := "full-replay"
+		if withSnap {
+			name = "snapshot+tail"
+		}
+		b.Run(name, func(b *testing.B) {
+			sys, store, _ := benchSystem(b, withSnap)
+			for i := 0; i < 50; i++ {
+				writeTurns(b, store, fmt.Sprintf("other%d", i), 20)
+			}
+			writeTurns(b, store, "big", 995)
+			if withSnap {
+				a := newSessionActor(sys, "big", false)
+				if err := a.reload(); err != nil { // a long tail: writes the snapshot
+					b.Fatal(err)
+				}
+				if a.snapPos == 0 {
+					b.Fatal("no snapshot written")
+				}
+			}
+			writeTurnsAfter(b, store, "big", 5) // the tail
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				a := newSessionActor(sys, "big", false)
+				if err := a.reload(); err != nil {
+					b.Fatal(err)
+				}
+				if a.st.lastSeq != 1+5*1000 {
+					b.Fatalf("rehydrated to seq %d", a.st.lastSeq)
+				}
+			}
+		})
+	}
+}
+
+// writeTurnsAfter appends n more turns to an existing session.
+func writeTurnsAfter(b *testing.B, store *events.JetStreamStore, id string, n int) {
+	b.Helper()
+	ctx := context.Background()
+	evs, pos, err := store.Load(ctx, id, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	seq := evs[len(evs)-1].Seq
+	at := time.Now()
+	for i := 0; i < n; i++ {
+		user, gen := seq+1, seq+2
+		batch := []events.Event{
+			events.New(id, user, events.KindMessageUser, at, events.MessageUser{Content: "later"}),
+			events.New(id, gen, events.KindGenerationStarted, at, events.GenerationStarted{ReplyTo: user}),
+			events.New(id, gen+1, events.KindGenerationChunk, at, events.GenerationChunk{Gen: gen, Text: "x"}),
+			events.New(id, gen+2, events.KindGenerationChunk, at, events.GenerationChunk{Gen: gen, Offset: 1, Text: "y"}),
+			events.New(id, gen+3, events.KindGenerationCompleted, at, events.GenerationCompleted{Gen: gen, Text: "xy"}),
+		}
+		if pos, err = store.Append(ctx, id, pos, batch...); err != nil {
+			b.Fatal(err)
+		}
+		seq = gen + 3
+	}
+}
+
+// BenchmarkWritesPerGeneration streams replies of 10 to 5,000 tokens, 1 ms
+// apart, and reports JetStream writes per generation (started, chunks,
+// terminal): bounded by the reply's duration and size, not its tokens.
+func BenchmarkWritesPerGeneration(b *testing.B) {
+	for _, tokens := range []int{10, 100, 1000, 5000} {
+		b.Run(fmt.Sprintf("tokens=%d", tokens), func(b *testing.B) {
+			sys, store, up := benchSystem(b, false)
+			ctx := context.Background()
+			info, err := sys.Create(ctx, "u", CreateParams{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			pieces := make([]string, tokens)
+			for i := range pieces {
+				pieces[i] = "tok "
+			}
+			gens := 0
+			b.ResetTimer()
+			for b.Loop() {
+				up.Push(testkit.TokenReply(time.Millisecond, pieces...))
+				if _, err := sys.Send(ctx, "u", info.ID, SendParams{Content: "go"}); err != nil {
+					b.Fatal(err)
+				}
+				for {
+					d, err := sys.Detail(ctx, "u", info.ID)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if !d.Generating {
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
+				gens++
+			}
+			b.StopTimer()
+			evs, _, err := store.Load(ctx, info.ID, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			writes := 0
+			for _, ev := range evs {
+				switch ev.Kind {
+				case events.KindGenerationStarted, events.KindGenerationChunk:
+					writes++
+				default:
+					if ev.Kind.Terminal() {
+						writes++
+					}
+				}
+			}
+			b.ReportMetric(float64(writes)/float64(gens), "writes/gen")
+			b.ReportMetric(float64(tokens), "tokens/gen")
+		})
+	}
+}
