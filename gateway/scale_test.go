@@ -110,4 +110,3 @@ func waitCount(t *testing.T, what string, want int, get func() int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
