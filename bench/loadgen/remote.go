@@ -43,7 +43,10 @@ type workerAPI interface {
 	Ramp(ctx context.Context, target int) (Snapshot, error)
 	Chat(ctx context.Context, d time.Duration) (ChatResult, error)
 	Churn(ctx context.Context, d time.Duration) (ChurnResult, error)
+	// Snapshot may return slightly old counters (progress lines);
+	// FreshSnapshot returns current ones (measurements).
 	Snapshot() Snapshot
+	FreshSnapshot(ctx context.Context) (Snapshot, error)
 	Close(ctx context.Context) (*WorkerReport, error)
 }
 
@@ -290,6 +293,15 @@ func (rw *remoteWorker) Churn(ctx context.Context, d time.Duration) (ChurnResult
 		return *rep.Churn, err
 	}
 	return ChurnResult{}, err
+}
+
+// FreshSnapshot asks the worker for its counters and waits.
+func (rw *remoteWorker) FreshSnapshot(ctx context.Context) (Snapshot, error) {
+	rep, err := rw.call(ctx, request{Op: "snapshot"})
+	if rep.Snapshot != nil {
+		return *rep.Snapshot, err
+	}
+	return Snapshot{}, err
 }
 
 // Snapshot returns the last snapshot received and asks for a fresh one

@@ -163,12 +163,26 @@ func (r *run) all(f func(i int, w workerAPI) error) error {
 	return errors.Join(errs...)
 }
 
+// snapshot sums the workers' latest counters, for progress lines.
 func (r *run) snapshot() Snapshot {
 	var s Snapshot
 	for _, w := range r.workers {
 		s.add(w.Snapshot())
 	}
 	return s
+}
+
+// held is how many connections are attached now, for measurements.
+func (r *run) held(ctx context.Context) int64 {
+	var n int64
+	for _, w := range r.workers {
+		s, err := w.FreshSnapshot(ctx)
+		if err != nil {
+			r.log.Warn("worker snapshot", slog.Any("error", err))
+		}
+		n += s.Held
+	}
+	return n
 }
 
 func (r *run) setPhase(p string) {
@@ -185,7 +199,7 @@ func (r *run) phases(ctx context.Context) error {
 		t0 := time.Now()
 		err := r.all(func(_ int, w workerAPI) error { _, err := w.Ramp(ctx, target); return err })
 		openTime := time.Since(t0)
-		held := r.snapshot().Held
+		held := r.held(ctx)
 		st := Step{Target: target, Held: held, OpenSeconds: openTime.Seconds()}
 		if openTime > 0 {
 			st.OpensPerSecond = float64(held-r.prevHeld()) / openTime.Seconds()
@@ -198,7 +212,7 @@ func (r *run) phases(ctx context.Context) error {
 		if err := sleep(ctx, cfg.Settle); err != nil {
 			return err
 		}
-		st.Held = r.snapshot().Held
+		st.Held = r.held(ctx)
 		r.measureStep(ctx, &st)
 		r.rep.Steps = append(r.rep.Steps, st)
 		if cfg.Hold > 0 {
@@ -355,7 +369,7 @@ func (r *run) churnPhase(ctx context.Context) error {
 	if ch.Seconds > 0 {
 		ch.OpensPerSecond = float64(ch.Opened) / ch.Seconds
 	}
-	ch.HeldAtEnd = r.snapshot().Held
+	ch.HeldAtEnd = r.held(ctx)
 	if r.pid > 0 {
 		if ps, err := ReadProc(r.pid); err == nil {
 			ch.Server = &ps

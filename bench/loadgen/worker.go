@@ -849,6 +849,10 @@ func (w *worker) Snapshot() Snapshot {
 	}
 }
 
+// FreshSnapshot is Snapshot: an in-process worker's counters are always
+// current.
+func (w *worker) FreshSnapshot(context.Context) (Snapshot, error) { return w.Snapshot(), nil }
+
 // add sums o into s.
 func (s *Snapshot) add(o Snapshot) {
 	s.Held += o.Held
