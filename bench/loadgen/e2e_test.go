@@ -41,7 +41,9 @@ func parleyStack(t *testing.T) string {
 		tokens[i] = fmt.Sprintf("t%d ", i)
 	}
 	up := testkit.NewScriptedOllama(t, testkit.ScriptedConfig{
-		Script: func(*testkit.ScriptedRequest) testkit.Script { return testkit.TokenReply(10*time.Millisecond, tokens...) },
+		Script: func(*testkit.ScriptedRequest) testkit.Script {
+			return testkit.TokenReply(10*time.Millisecond, tokens...)
+		},
 	})
 	prov, err := ollama.New(ollama.Config{BaseURL: up.URL(), Logger: testkit.Logger(t)})
 	if err != nil {
