@@ -112,6 +112,10 @@ type Config struct {
 	// (http://127.x.x.x:port/debug/pprof), for goroutine and heap counts.
 	// Zero value means they are not read.
 	PprofURL string `json:"pprof_url,omitempty"`
+	// HeapProfileDir receives a heap profile (pprof format, taken after a
+	// GC through PprofURL) before the first step and after each one:
+	// heap-0.pb.gz, heap-<target>.pb.gz. Zero value means none.
+	HeapProfileDir string `json:"heap_profile_dir,omitempty"`
 	// Progress is how often a progress line goes to the progress writer.
 	// Zero value means DefaultProgress.
 	Progress time.Duration `json:"progress"`

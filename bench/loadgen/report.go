@@ -34,7 +34,9 @@ type Report struct {
 	// Client is what the load generator's connections saw, over the
 	// whole run.
 	Client *WorkerReport `json:"client"`
-	Notes  []string      `json:"notes,omitempty"`
+	// HeapProfiles are the server heap profiles saved (HeapProfileDir).
+	HeapProfiles []string `json:"heap_profiles,omitempty"`
+	Notes        []string `json:"notes,omitempty"`
 }
 
 // Machine is the machine the run ran on.
@@ -213,6 +215,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, ", %d goroutines, heap %s", ra.Goroutines, fmtBytes(float64(ra.HeapInuse)))
 		}
 		b.WriteString("\n")
+	}
+	if len(r.HeapProfiles) > 0 {
+		fmt.Fprintf(&b, "heap profiles: %s\n", strings.Join(r.HeapProfiles, " "))
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "note: %s\n", n)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -76,6 +77,7 @@ func (r *run) run(parent context.Context) (*Report, error) {
 			} else {
 				r.log.Warn("pprof not readable", slog.Any("error", err))
 			}
+			r.heapProfile(ctx, 0)
 		}
 	}
 
@@ -265,7 +267,22 @@ func (r *run) measureStep(ctx context.Context, st *Step) {
 				st.GoroutinesPerConn = float64(rs.Goroutines-rb.Goroutines) / float64(st.Held)
 			}
 		}
+		r.heapProfile(ctx, st.Target)
 	}
+}
+
+// heapProfile saves the server's heap profile as heap-<n>.pb.gz when
+// HeapProfileDir is set.
+func (r *run) heapProfile(ctx context.Context, n int) {
+	if r.cfg.HeapProfileDir == "" || r.cfg.PprofURL == "" {
+		return
+	}
+	path := filepath.Join(r.cfg.HeapProfileDir, fmt.Sprintf("heap-%d.pb.gz", n))
+	if err := saveHeapProfile(ctx, r.cfg.PprofURL, path); err != nil {
+		r.log.Warn("heap profile not saved", slog.Any("error", err))
+		return
+	}
+	r.rep.HeapProfiles = append(r.rep.HeapProfiles, path)
 }
 
 // chatPhase runs the chat loop for ChatDuration (less if the run's bound

@@ -52,6 +52,7 @@ func runLoadgen(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "server process to measure (default: the one listening on the target port; -1: none)")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "the server's NATS (nats://127.0.0.1:port), to count JetStream writes")
 	fs.StringVar(&cfg.PprofURL, "pprof-url", "", "the server's net/http/pprof (http://127.0.0.1:port/debug/pprof), for goroutines and heap")
+	fs.StringVar(&cfg.HeapProfileDir, "heap-profile-dir", "", "with -pprof-url: save the server's heap profile before the first step and after each one here")
 	fs.DurationVar(&cfg.Progress, "progress", loadgen.DefaultProgress, "interval of the progress lines on stderr")
 	fs.StringVar(&cfg.Label, "label", "", "name of the run in the report")
 	if err := fs.Parse(args); err != nil {
