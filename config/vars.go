@@ -262,7 +262,7 @@ var vars = []variable{
 		func(c *Config) *int { return &c.SimReplyTokens }, 1),
 	{
 		env: "PARLEY_SIM_FAULTS", flag: "sim-faults",
-		usage: "simulated model (PARLEY_PROVIDER=sim): injected faults, e.g. unavailable_every=10,cut_after=50; none for none",
+		usage: "simulated model (PARLEY_PROVIDER=sim): injected faults such as unavailable_every=10,cut_after=50, or none",
 		set: func(c *Config, s string) error {
 			f, err := sim.ParseFaults(s)
 			if err != nil {
