@@ -15,7 +15,8 @@
 // one. Some words carry multi-byte UTF-8 (é, →, 日本語, 🙂), and about
 // half of those are split inside a character across two deltas, as real
 // upstreams do: callers must reassemble with llm.UTF8Carry. A stream that
-// ends (completed, cut or failed) never leaves a character unfinished.
+// ends by itself (completed, or cut or failed by a fault) never leaves a
+// character unfinished; one cancelled through ctx may.
 //
 // Each reply is Config.ReplyTokens tokens, or the request's MaxTokens when
 // that is smaller (done reason "length", else "stop"). Usage counts the

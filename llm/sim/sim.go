@@ -260,9 +260,13 @@ func (p *Provider) Stream(ctx context.Context, req llm.Request, onDelta func(llm
 		case i == plan.errorAt:
 			s.flush()
 			p.debug("sim: injected fault", &req, n, logKeyFault, "error", logKeyTokens, i)
+			msg := "the simulated model failed mid-stream (injected fault)"
+			if i == 0 {
+				msg = "the simulated model failed before its first token (injected fault)"
+			}
 			return llm.Result{}, &llm.Error{
 				Code:      llm.CodeUpstreamError,
-				Message:   "the simulated model failed mid-stream (injected fault)",
+				Message:   msg,
 				Err:       ErrInjected,
 				Retryable: i == 0,
 			}
