@@ -732,3 +732,54 @@ func TestFaultsEndOnWholeCharacters(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelLeavesNothingRunning starts 200 paced streams, cancels them
+// mid-reply and checks that the goroutine count is back to where it was.
+// It is not parallel on purpose: parallel tests are paused while it runs,
+// so the count is its own.
+func TestCancelLeavesNothingRunning(t *testing.T) {
+	p := newSim(t, sim.Config{TTFT: time.Millisecond, TokensPerSecond: 100, ReplyTokens: 100000})
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const streams = 200
+	var wg, streaming sync.WaitGroup
+	var stray atomic.Int64 // deltas after Stream returned
+	for i := range streams {
+		wg.Add(1)
+		streaming.Add(1)
+		go func() {
+			defer wg.Done()
+			first, returned := true, false
+			_, err := p.Stream(ctx, ask(fmt.Sprint("leak ", i)), func(llm.Delta) {
+				if returned {
+					stray.Add(1)
+				}
+				if first {
+					first = false
+					streaming.Done()
+				}
+			})
+			returned = true
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("stream %d: %v, want context.Canceled", i, err)
+			}
+		}()
+	}
+	streaming.Wait()
+	if n := runtime.NumGoroutine(); n < before+streams {
+		t.Fatalf("%d goroutines while streaming, want at least %d", n, before+streams)
+	}
+	cancel()
+	wg.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after cancelling, %d before", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if stray.Load() != 0 {
+		t.Errorf("%d deltas after Stream returned", stray.Load())
+	}
+}
