@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/parleyhq/parley/llm/sim"
 )
 
 // AuthMode is how clients prove who they are (PARLEY_AUTH).
@@ -36,12 +38,16 @@ const (
 // Provider names accepted in PARLEY_PROVIDER.
 const (
 	ProviderOllama = "ollama"
+	// ProviderSim is the deterministic simulated model (llm/sim), for load
+	// tests and demos. It is only ever chosen explicitly.
+	ProviderSim = "sim"
 )
 
 // providers lists the accepted PARLEY_PROVIDER values, in the order the
 // error message shows them. Adding a provider is one line here.
 var providers = []string{
 	ProviderOllama,
+	ProviderSim,
 }
 
 // Config is Parley's whole configuration. Get one from Default or FromEnv,
@@ -80,8 +86,10 @@ type Config struct {
 	// 2m). Zero value is invalid.
 	SyncInterval time.Duration
 
-	// Provider is the model provider for new generations: "ollama".
-	// PARLEY_PROVIDER. Default "ollama". Zero value is invalid.
+	// Provider is the model provider for new generations: "ollama", or
+	// "sim" for the simulated model (load tests and demos; replies are
+	// labelled as simulated). PARLEY_PROVIDER. Default "ollama". Zero value
+	// is invalid.
 	Provider string
 
 	// OllamaHost is the base URL of the Ollama server, always in the form
@@ -112,6 +120,25 @@ type Config struct {
 	// UpstreamTotalTimeout bounds one whole generation.
 	// PARLEY_UPSTREAM_TOTAL_TIMEOUT. Default 100m. Zero value is invalid.
 	UpstreamTotalTimeout time.Duration
+
+	// SimTTFT is the simulated model's time to first token; used only
+	// with Provider "sim", like the other Sim fields. PARLEY_SIM_TTFT.
+	// Default 200ms. Zero value means no wait.
+	SimTTFT time.Duration
+
+	// SimTokensPerSecond is the simulated model's pace after the first
+	// token. PARLEY_SIM_TOKENS_PER_SECOND. Default 50. Zero value is
+	// invalid.
+	SimTokensPerSecond float64
+
+	// SimReplyTokens is the length of every simulated reply, in tokens.
+	// PARLEY_SIM_REPLY_TOKENS. Default 120. Zero value is invalid.
+	SimReplyTokens int
+
+	// SimFaults injects failures into simulated replies (see
+	// sim.ParseFaults for the spec, e.g. "unavailable_every=10,cut_after=50").
+	// PARLEY_SIM_FAULTS. Default none, which is also the zero value.
+	SimFaults sim.Faults
 
 	// Auth is the client auth mode. PARLEY_AUTH. Default AuthNone, which
 	// Validate accepts only on a loopback Listen address. Zero value is
@@ -189,6 +216,9 @@ func Default() Config {
 		UpstreamFirstTokenTimeout: 5 * time.Minute,
 		UpstreamIdleTimeout:       2 * time.Minute,
 		UpstreamTotalTimeout:      100 * time.Minute,
+		SimTTFT:                   200 * time.Millisecond,
+		SimTokensPerSecond:        50,
+		SimReplyTokens:            120,
 		Auth:                      AuthNone,
 		MaxFrameBytes:             64 << 10,
 		WSPingInterval:            25 * time.Second,

@@ -6,10 +6,13 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parleyhq/parley/llm/sim"
 )
 
 // Two valid secrets for tests; long enough to pass Validate.
@@ -94,6 +97,10 @@ func TestDefaults(t *testing.T) {
 		"PARLEY_UPSTREAM_FIRST_TOKEN_TIMEOUT": "5m0s",
 		"PARLEY_UPSTREAM_IDLE_TIMEOUT":        "2m0s",
 		"PARLEY_UPSTREAM_TOTAL_TIMEOUT":       "1h40m0s",
+		"PARLEY_SIM_TTFT":                     "200ms",
+		"PARLEY_SIM_TOKENS_PER_SECOND":        "50",
+		"PARLEY_SIM_REPLY_TOKENS":             "120",
+		"PARLEY_SIM_FAULTS":                   "none",
 		"PARLEY_AUTH":                         "none",
 		"PARLEY_API_KEYS":                     "",
 		"PARLEY_JWT_SECRET":                   "",
@@ -150,6 +157,17 @@ func TestFromEnvGood(t *testing.T) {
 			func(c *Config) { c.NATSURL = "nats://n1:4222"; c.NATSListen = "0.0.0.0:4222" }},
 		{"sync interval", []string{"PARLEY_SYNC_INTERVAL", "100ms"}, func(c *Config) { c.SyncInterval = 100 * time.Millisecond }},
 		{"provider", []string{"PARLEY_PROVIDER", "Ollama"}, func(c *Config) { c.Provider = ProviderOllama }},
+		{"provider sim", []string{"PARLEY_PROVIDER", "SIM"}, func(c *Config) { c.Provider = ProviderSim }},
+		{"sim ttft", []string{"PARLEY_SIM_TTFT", "1.5s"}, func(c *Config) { c.SimTTFT = 1500 * time.Millisecond }},
+		{"sim ttft zero", []string{"PARLEY_SIM_TTFT", "0"}, func(c *Config) { c.SimTTFT = 0 }},
+		{"sim rate", []string{"PARLEY_SIM_TOKENS_PER_SECOND", "12.5"}, func(c *Config) { c.SimTokensPerSecond = 12.5 }},
+		{"sim rate max", []string{"PARLEY_SIM_TOKENS_PER_SECOND", "1e6"}, func(c *Config) { c.SimTokensPerSecond = 1e6 }},
+		{"sim reply", []string{"PARLEY_SIM_REPLY_TOKENS", "1"}, func(c *Config) { c.SimReplyTokens = 1 }},
+		{"sim faults none", []string{"PARLEY_SIM_FAULTS", "none"}, func(c *Config) {}},
+		{"sim faults", []string{"PARLEY_SIM_FAULTS", "unavailable_every=10, cut_after=50,retry_after=1s"}, func(c *Config) {
+			c.SimFaults = sim.Faults{Unavailable: sim.Select{Every: 10}, RetryAfter: time.Second, Cut: sim.Select{Every: 1}, CutAfter: 50}
+		}},
+		{"sim settings with ollama are accepted", []string{"PARLEY_PROVIDER", "ollama", "PARLEY_SIM_REPLY_TOKENS", "5"}, func(c *Config) { c.SimReplyTokens = 5 }},
 		{"model", []string{"PARLEY_MODEL", "qwen2.5:0.5b"}, func(c *Config) { c.Model = "qwen2.5:0.5b" }},
 		{"connect timeout", []string{"PARLEY_UPSTREAM_CONNECT_TIMEOUT", "1500ms"}, func(c *Config) { c.UpstreamConnectTimeout = 1500 * time.Millisecond }},
 		{"first token timeout", []string{"PARLEY_UPSTREAM_FIRST_TOKEN_TIMEOUT", "30s"}, func(c *Config) { c.UpstreamFirstTokenTimeout = 30 * time.Second }},
@@ -210,8 +228,8 @@ func TestBadValues(t *testing.T) {
 		{"nats listen all interfaces", []string{"PARLEY_NATS_LISTEN", ":4222"}, "PARLEY_NATS_LISTEN", "must be on loopback"},
 		{"sync interval unitless", []string{"PARLEY_SYNC_INTERVAL", "1"}, "PARLEY_SYNC_INTERVAL", "Go duration"},
 		{"sync interval zero", []string{"PARLEY_SYNC_INTERVAL", "0s"}, "PARLEY_SYNC_INTERVAL", "positive"},
-		{"provider openai not yet", []string{"PARLEY_PROVIDER", "openai"}, "PARLEY_PROVIDER", "want one of: ollama"},
-		{"provider sim not yet", []string{"PARLEY_PROVIDER", "sim"}, "PARLEY_PROVIDER", "ollama"},
+		{"provider openai not yet", []string{"PARLEY_PROVIDER", "openai"}, "PARLEY_PROVIDER", "want one of: ollama, sim"},
+		{"provider simulated", []string{"PARLEY_PROVIDER", "simulated"}, "PARLEY_PROVIDER", "want one of: ollama, sim"},
 		{"ollama bad scheme", []string{"OLLAMA_HOST", "ftp://box"}, "OLLAMA_HOST", "http or https"},
 		{"ollama bad port", []string{"OLLAMA_HOST", "box:99999"}, "OLLAMA_HOST", "port"},
 		{"ollama query", []string{"OLLAMA_HOST", "http://box:1/x?y"}, "OLLAMA_HOST", "query"},
@@ -222,6 +240,17 @@ func TestBadValues(t *testing.T) {
 		{"first token timeout zero", []string{"PARLEY_UPSTREAM_FIRST_TOKEN_TIMEOUT", "0"}, "PARLEY_UPSTREAM_FIRST_TOKEN_TIMEOUT", "positive"},
 		{"idle timeout bad", []string{"PARLEY_UPSTREAM_IDLE_TIMEOUT", "2 minutes"}, "PARLEY_UPSTREAM_IDLE_TIMEOUT", "Go duration"},
 		{"total timeout zero", []string{"PARLEY_UPSTREAM_TOTAL_TIMEOUT", "0s"}, "PARLEY_UPSTREAM_TOTAL_TIMEOUT", "positive"},
+		{"sim ttft negative", []string{"PARLEY_SIM_TTFT", "-1s"}, "PARLEY_SIM_TTFT", "0 or more"},
+		{"sim ttft unitless", []string{"PARLEY_SIM_TTFT", "200"}, "PARLEY_SIM_TTFT", "Go duration"},
+		{"sim rate zero", []string{"PARLEY_SIM_TOKENS_PER_SECOND", "0"}, "PARLEY_SIM_TOKENS_PER_SECOND", "above 0"},
+		{"sim rate negative", []string{"PARLEY_SIM_TOKENS_PER_SECOND", "-5"}, "PARLEY_SIM_TOKENS_PER_SECOND", "above 0"},
+		{"sim rate NaN", []string{"PARLEY_SIM_TOKENS_PER_SECOND", "NaN"}, "PARLEY_SIM_TOKENS_PER_SECOND", "tokens per second"},
+		{"sim rate inf", []string{"PARLEY_SIM_TOKENS_PER_SECOND", "inf"}, "PARLEY_SIM_TOKENS_PER_SECOND", "at most 1000000"},
+		{"sim rate words", []string{"PARLEY_SIM_TOKENS_PER_SECOND", "fast"}, "PARLEY_SIM_TOKENS_PER_SECOND", "such as 50"},
+		{"sim reply zero", []string{"PARLEY_SIM_REPLY_TOKENS", "0"}, "PARLEY_SIM_REPLY_TOKENS", "at least 1"},
+		{"sim faults unknown key", []string{"PARLEY_SIM_FAULTS", "explode=1"}, "PARLEY_SIM_FAULTS", `unknown key "explode"`},
+		{"sim faults bad value", []string{"PARLEY_SIM_FAULTS", "cut_after=many"}, "PARLEY_SIM_FAULTS", "cut_after=many: want a whole number of tokens"},
+		{"sim faults selector alone", []string{"PARLEY_SIM_FAULTS", "cut_every=3"}, "PARLEY_SIM_FAULTS", "needs cut_after"},
 		{"auth unknown", []string{"PARLEY_AUTH", "basic"}, "PARLEY_AUTH", "none or token"},
 		{"auth token without keys", []string{"PARLEY_AUTH", "token"}, "PARLEY_AUTH", "PARLEY_API_KEYS"},
 		{"auth none with keys", []string{"PARLEY_API_KEYS", keyA + ":alice"}, "PARLEY_AUTH", "set PARLEY_AUTH=token"},
@@ -668,5 +697,36 @@ func TestZeroConfigIsInvalid(t *testing.T) {
 	errs := validationErrors(t, Config{}.Validate())
 	if len(errs) < 10 {
 		t.Fatalf("Config{}.Validate() gave %d errors, want one per required field: %v", len(errs), errs)
+	}
+}
+
+func TestSimSettings(t *testing.T) {
+	t.Parallel()
+	_, err := load(env("PARLEY_SIM_FAULTS", "cut_after=5,explode=1"))
+	want := `PARLEY_SIM_FAULTS="cut_after=5,explode=1": unknown key "explode" (keys: unavailable_every, unavailable_rate, retry_after, ` +
+		`cut_after, cut_every, cut_rate, error_after, error_every, error_rate, pause_after, pause, pause_every, pause_rate); see docs/sim.md; default none`
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+
+	// A hand-built Config is checked too.
+	c := Default()
+	c.Provider = ProviderSim
+	c.SimTTFT = -time.Second
+	c.SimTokensPerSecond = math.NaN()
+	c.SimFaults = sim.Faults{Pause: sim.Select{Every: 1}, PauseAfter: 3} // no length
+	var got []string
+	for _, ve := range validationErrors(t, c.Validate()) {
+		got = append(got, ve.Var)
+	}
+	if w := []string{"PARLEY_SIM_TTFT", "PARLEY_SIM_TOKENS_PER_SECOND", "PARLEY_SIM_FAULTS"}; !reflect.DeepEqual(got, w) {
+		t.Errorf("Validate errors for %v, want %v", got, w)
+	}
+
+	// The effective faults are logged in spec form.
+	c = Default()
+	c.SimFaults, _ = sim.ParseFaults("cut_after=50,unavailable_every=10")
+	if s := c.String(); !strings.Contains(s, "PARLEY_SIM_FAULTS=unavailable_every=10,cut_after=50\n") {
+		t.Errorf("String() lacks the faults:\n%s", s)
 	}
 }

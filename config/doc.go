@@ -30,13 +30,17 @@
 //	PARLEY_NATS_URL                      empty (embedded NATS)    nats://host:4222[,nats://…]
 //	PARLEY_NATS_LISTEN                   127.0.0.1:4222           loopback host:port, or off
 //	PARLEY_SYNC_INTERVAL                 1s                       duration: JetStream fsync interval
-//	PARLEY_PROVIDER                      ollama                   ollama
+//	PARLEY_PROVIDER                      ollama                   ollama, or sim (simulated model: docs/sim.md)
 //	OLLAMA_HOST                          http://127.0.0.1:11434   as Ollama reads it: URL, host:port, host, 0.0.0.0
 //	PARLEY_MODEL                         llama3.2                 a model name
 //	PARLEY_UPSTREAM_CONNECT_TIMEOUT      5s                       duration
 //	PARLEY_UPSTREAM_FIRST_TOKEN_TIMEOUT  5m                       duration
 //	PARLEY_UPSTREAM_IDLE_TIMEOUT         2m                       duration
 //	PARLEY_UPSTREAM_TOTAL_TIMEOUT        100m                     duration
+//	PARLEY_SIM_TTFT                      200ms                    duration, 0 or more (sim only, like all PARLEY_SIM_*)
+//	PARLEY_SIM_TOKENS_PER_SECOND         50                       number above 0, at most 1000000
+//	PARLEY_SIM_REPLY_TOKENS              120                      tokens, at least 1
+//	PARLEY_SIM_FAULTS                    none                     fault spec, e.g. unavailable_every=10,cut_after=50
 //	PARLEY_AUTH                          none                     none (loopback PARLEY_LISTEN only) or token
 //	PARLEY_API_KEYS                      empty                    key:user[,key:user], keys of 16+ characters
 //	PARLEY_JWT_SECRET                    empty                    HS256 secret of 32+ bytes

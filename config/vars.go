@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/parleyhq/parley/llm/sim"
 )
 
 // Environment variable names that code refers to by name.
@@ -31,6 +33,7 @@ const (
 	minMaxFrameBytes = 1024
 	minAPIKeyLen     = 16
 	minJWTSecretLen  = 32
+	maxSimRate       = 1e6 // tokens per second
 )
 
 // variable is one setting: its environment variable, its flag, and how to
@@ -217,6 +220,70 @@ var vars = []variable{
 		"bound on one whole generation",
 		func(c *Config) *time.Duration { return &c.UpstreamTotalTimeout }),
 	{
+		env: "PARLEY_SIM_TTFT", flag: "sim-ttft",
+		usage: "simulated model (PARLEY_PROVIDER=sim): time to first token, 0 for none",
+		set: func(c *Config, s string) error {
+			d, err := time.ParseDuration(s)
+			if err != nil || d < 0 {
+				return errors.New(wantSimTTFT)
+			}
+			c.SimTTFT = d
+			return nil
+		},
+		get: func(c *Config) string { return c.SimTTFT.String() },
+		check: func(c *Config) string {
+			if c.SimTTFT < 0 {
+				return wantSimTTFT
+			}
+			return ""
+		},
+	},
+	{
+		env: "PARLEY_SIM_TOKENS_PER_SECOND", flag: "sim-tokens-per-second",
+		usage: "simulated model (PARLEY_PROVIDER=sim): tokens per second after the first",
+		set: func(c *Config, s string) error {
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return errors.New(wantSimRate)
+			}
+			c.SimTokensPerSecond = f
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatFloat(c.SimTokensPerSecond, 'g', -1, 64) },
+		check: func(c *Config) string {
+			if r := c.SimTokensPerSecond; !(r > 0 && r <= maxSimRate) { // also refuses NaN
+				return wantSimRate
+			}
+			return ""
+		},
+	},
+	intVar("PARLEY_SIM_REPLY_TOKENS", "sim-reply-tokens",
+		"simulated model (PARLEY_PROVIDER=sim): tokens in every reply",
+		func(c *Config) *int { return &c.SimReplyTokens }, 1),
+	{
+		env: "PARLEY_SIM_FAULTS", flag: "sim-faults",
+		usage: "simulated model (PARLEY_PROVIDER=sim): injected faults such as unavailable_every=10,cut_after=50, or none",
+		set: func(c *Config, s string) error {
+			f, err := sim.ParseFaults(s)
+			if err != nil {
+				var fe *sim.FaultSpecError
+				if errors.As(err, &fe) {
+					return errors.New(fe.Msg + "; see docs/sim.md")
+				}
+				return err
+			}
+			c.SimFaults = f
+			return nil
+		},
+		get: func(c *Config) string { return c.SimFaults.String() },
+		check: func(c *Config) string {
+			if err := c.SimFaults.Validate(); err != nil {
+				return strings.TrimPrefix(err.Error(), "sim: ")
+			}
+			return ""
+		},
+	},
+	{
 		env: envAuth, flag: "auth",
 		usage: "client auth: none (loopback only) or token",
 		set: func(c *Config, s string) error {
@@ -333,6 +400,11 @@ var vars = []variable{
 		},
 	},
 }
+
+const (
+	wantSimTTFT = "want a Go duration of 0 or more, such as 0s, 200ms or 2s"
+	wantSimRate = "want a number of tokens per second above 0 and at most 1000000, such as 50 or 12.5"
+)
 
 var logLevels = map[string]slog.Level{
 	"debug": slog.LevelDebug,

@@ -2,7 +2,8 @@
 // stream replies from, the coded upstream errors (upstream_unavailable,
 // upstream_error), and UTF8Carry, which reassembles text an upstream cut
 // inside a UTF-8 character. Implementations live in subpackages named for
-// what they wrap: llm/ollama (github.com/ollama/ollama/api).
+// what they wrap: llm/ollama (github.com/ollama/ollama/api), and llm/sim,
+// a deterministic simulated model for load tests and demos.
 //
 // A Provider knows nothing about sessions. Stream returns nil only when the
 // upstream signalled a complete reply; a cut stream is an error.

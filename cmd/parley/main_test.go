@@ -592,6 +592,8 @@ func TestCommandLineErrors(t *testing.T) {
 			exit: 1, invalid: true, errHas: []string{"PARLEY_NATS_LISTEN", "loopback"}},
 		{name: "two bad variables", args: []string{"serve"}, env: env{"PARLEY_SYNC_INTERVAL": "soon", "PARLEY_MAX_FRAME_BYTES": "abc"},
 			exit: 1, invalid: true, errHas: []string{"PARLEY_SYNC_INTERVAL", "PARLEY_MAX_FRAME_BYTES"}},
+		{name: "bad sim fault spec", args: []string{"serve"}, env: env{"PARLEY_PROVIDER": "sim", "PARLEY_SIM_FAULTS": "cut_every=2"},
+			exit: 1, invalid: true, errHas: []string{"PARLEY_SIM_FAULTS", "cut_every=2", "needs cut_after"}},
 		{name: "replay with a bad variable", args: []string{"replay", "x"}, env: env{"PARLEY_SYNC_INTERVAL": "soon"},
 			exit: 1, invalid: true, errHas: []string{"PARLEY_SYNC_INTERVAL", "duration"}},
 		{name: "no command", args: nil, exit: 2, errHas: []string{"no command"}, stderrHas: []string{"usage: parley"}},
@@ -675,6 +677,13 @@ func TestServeModelServerDown(t *testing.T) {
 	logs := s.stderr.String()
 	if !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "model server does not answer") || !strings.Contains(logs, "OLLAMA_HOST="+dead) {
 		t.Errorf("no warning naming OLLAMA_HOST on stderr:\n%s", logs)
+	}
+	// It offers the simulated model but never switches to it by itself.
+	if !strings.Contains(logs, "run with PARLEY_PROVIDER=sim") || strings.Contains(logs, "SIMULATED") {
+		t.Errorf("the warning does not offer PARLEY_PROVIDER=sim, or the sim was started:\n%s", logs)
+	}
+	if status, body := do(t, "GET", s.base+"/readyz", nil); !strings.Contains(string(body), `"provider":"ollama"`) || !strings.Contains(string(body), `"simulated":false`) {
+		t.Errorf("readyz %d %s: want provider ollama, simulated false", status, body)
 	}
 	if status, body := do(t, "GET", s.base+"/readyz", nil); status != http.StatusOK {
 		t.Errorf("readyz without a model server: %d %s (history is still served)", status, body)

@@ -23,7 +23,7 @@ type SSEMessage struct {
 type SSEClient struct {
 	tb       testing.TB
 	Resp     *http.Response
-	msgs     chan SSEMessage
+	msgs     *queue[SSEMessage]
 	comments chan string
 	done     chan struct{}
 	cancel   context.CancelFunc
@@ -54,7 +54,7 @@ func DialSSE(tb testing.TB, url string, header http.Header) (*SSEClient, *http.R
 		cancel()
 		return nil, resp
 	}
-	c := &SSEClient{tb: tb, Resp: resp, msgs: make(chan SSEMessage, 1<<16), comments: make(chan string, 1024), done: make(chan struct{}), cancel: cancel}
+	c := &SSEClient{tb: tb, Resp: resp, msgs: newQueue[SSEMessage](), comments: make(chan string, 1024), done: make(chan struct{}), cancel: cancel}
 	go c.readLoop()
 	tb.Cleanup(c.Close)
 	return c, resp
@@ -74,7 +74,7 @@ func (c *SSEClient) readLoop() {
 				m.Data = strings.Join(data, "\n")
 				_ = json.Unmarshal([]byte(m.Data), &m.Frame)
 				m.Frame.Raw = json.RawMessage(m.Data)
-				c.msgs <- m
+				c.msgs.push(m)
 			}
 			m, data = SSEMessage{}, nil
 		case strings.HasPrefix(line, ":"):
@@ -103,20 +103,17 @@ func (c *SSEClient) readLoop() {
 // Next returns the next message, failing the test after DefaultWait.
 func (c *SSEClient) Next() SSEMessage {
 	c.tb.Helper()
-	select {
-	case m := <-c.msgs:
-		return m
-	case <-c.done:
-		select {
-		case m := <-c.msgs:
-			return m
-		default:
-		}
-		c.tb.Fatalf("SSE stream ended while waiting for a message: %v", c.err)
-	case <-time.After(DefaultWait):
+	m, ok, closed := c.msgs.wait(c.done, DefaultWait)
+	switch {
+	case closed:
+		c.mu.Lock()
+		err := c.err
+		c.mu.Unlock()
+		c.tb.Fatalf("SSE stream ended while waiting for a message: %v", err)
+	case !ok:
 		c.tb.Fatalf("no SSE message within %v", DefaultWait)
 	}
-	return SSEMessage{}
+	return m
 }
 
 // Until returns messages up to and including the first that matches.

@@ -46,11 +46,10 @@ func (f Frame) DataText() string {
 type WSClient struct {
 	tb     testing.TB
 	conn   *websocket.Conn
+	frames *queue[Frame]
 	done   chan struct{}
-	ready  chan struct{} // signalled (non-blocking) when queue grows
 	mu     sync.Mutex
-	queue  []Frame // received, not yet taken; grows only with what arrived
-	err    error   // why reading ended
+	err    error // why reading ended
 	nextID int
 }
 
@@ -81,7 +80,7 @@ func TryDialWS(url string, header http.Header) (*WSClient, *http.Response, error
 		return nil, resp, err
 	}
 	conn.SetReadLimit(64 << 20)
-	c := &WSClient{conn: conn, done: make(chan struct{}), ready: make(chan struct{}, 1)}
+	c := &WSClient{conn: conn, frames: newQueue[Frame](), done: make(chan struct{})}
 	go c.readLoop()
 	return c, resp, nil
 }
@@ -101,27 +100,8 @@ func (c *WSClient) readLoop() {
 			f = Frame{Type: "!invalid-json", Message: err.Error()}
 		}
 		f.Raw = append(json.RawMessage(nil), data...)
-		c.mu.Lock()
-		c.queue = append(c.queue, f)
-		c.mu.Unlock()
-		select {
-		case c.ready <- struct{}{}:
-		default:
-		}
+		c.frames.push(f)
 	}
-}
-
-// take pops the oldest received frame.
-func (c *WSClient) take() (Frame, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.queue) == 0 {
-		return Frame{}, false
-	}
-	f := c.queue[0]
-	c.queue[0] = Frame{}
-	c.queue = c.queue[1:]
-	return f, true
 }
 
 // Send writes v as one JSON text frame.
@@ -160,25 +140,14 @@ const DefaultWait = 20 * time.Second
 // Next returns the next frame, failing the test after DefaultWait.
 func (c *WSClient) Next() Frame {
 	c.tb.Helper()
-	timeout := time.NewTimer(DefaultWait)
-	defer timeout.Stop()
-	for {
-		if f, ok := c.take(); ok {
-			return f
-		}
-		select {
-		case <-c.ready:
-		case <-c.done:
-			if f, ok := c.take(); ok {
-				return f
-			}
-			c.tb.Fatalf("connection closed while waiting for a frame: %v", c.Err())
-			return Frame{}
-		case <-timeout.C:
-			c.tb.Fatalf("no frame within %v", DefaultWait)
-			return Frame{}
-		}
+	f, ok, closed := c.frames.wait(c.done, DefaultWait)
+	switch {
+	case closed:
+		c.tb.Fatalf("connection closed while waiting for a frame: %v", c.Err())
+	case !ok:
+		c.tb.Fatalf("no frame within %v", DefaultWait)
 	}
+	return f
 }
 
 // Until returns frames up to and including the first for which match is
