@@ -33,7 +33,9 @@ import (
 	"github.com/parleyhq/parley/config"
 	"github.com/parleyhq/parley/events"
 	"github.com/parleyhq/parley/gateway"
+	"github.com/parleyhq/parley/llm"
 	"github.com/parleyhq/parley/llm/ollama"
+	"github.com/parleyhq/parley/llm/sim"
 )
 
 func main() {
@@ -86,14 +88,26 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	prov, err := ollama.New(ollama.Config{
-		BaseURL: cfg.OllamaHost, ConnectTimeout: cfg.UpstreamConnectTimeout, FirstTokenTimeout: cfg.UpstreamFirstTokenTimeout,
-		IdleTimeout: cfg.UpstreamIdleTimeout, TotalTimeout: cfg.UpstreamTotalTimeout, Logger: log,
-	})
+	var prov llm.Provider
+	if cfg.Provider == config.ProviderSim {
+		prov, err = sim.New(sim.Config{
+			TTFT: cfg.SimTTFT, TokensPerSecond: cfg.SimTokensPerSecond, ReplyTokens: cfg.SimReplyTokens,
+			Models: []string{cfg.Model, sim.DefaultModel}, Faults: cfg.SimFaults, Logger: log,
+		})
+	} else {
+		var op *ollama.Provider
+		op, err = ollama.New(ollama.Config{
+			BaseURL: cfg.OllamaHost, ConnectTimeout: cfg.UpstreamConnectTimeout, FirstTokenTimeout: cfg.UpstreamFirstTokenTimeout,
+			IdleTimeout: cfg.UpstreamIdleTimeout, TotalTimeout: cfg.UpstreamTotalTimeout, Logger: log,
+		})
+		if err == nil {
+			defer op.Close()
+			prov = op
+		}
+	}
 	if err != nil {
 		return err
 	}
-	defer prov.Close()
 	sys, err := actors.New(actors.Config{
 		Store: store, Index: store, Snapshots: store, Provider: prov, DefaultModel: cfg.Model,
 		ChunkInterval: cfg.ChunkInterval, ChunkBytes: cfg.ChunkBytes, SessionIdleTimeout: cfg.SessionIdleTimeout, Logger: log,
@@ -123,7 +137,7 @@ func run(ctx context.Context, args []string) error {
 	psrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	perr := make(chan error, 1)
 	go func() { perr <- psrv.Serve(ln) }()
-	fmt.Printf("parleyprof listening on http://%s  pprof http://%s/debug/pprof  model server %s (model %s)\n", srv.Addr(), ln.Addr(), cfg.OllamaHost, cfg.Model)
+	fmt.Printf("parleyprof listening on http://%s  pprof http://%s/debug/pprof  provider %s (model %s)\n", srv.Addr(), ln.Addr(), prov.Name(), cfg.Model)
 
 	<-ctx.Done()
 	shut, cancelShut := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)

@@ -28,6 +28,7 @@ func runLoadgen(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		conns     = fs.String("conns", "100", "connections to open: a count, or increasing steps measured one by one (5000,10000,19000)")
 		sourceIPs = fs.String("source-ips", "", "127.x.x.x source addresses, comma-separated (default: as many as the connection count needs)")
 		asJSON    = fs.Bool("json", false, "print the final report as JSON")
+		jsonOut   = fs.String("json-out", "", "also write the JSON report to this file")
 		direct    = fs.String("direct", "", "instead of Parley, chat straight with this Ollama-protocol server (http://127.0.0.1:port) to measure the reference latency")
 		model     = fs.String("model", "", "model for -direct")
 		logLevel  = fs.String("log-level", "warn", "debug, info, warn or error")
@@ -81,10 +82,7 @@ func runLoadgen(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		if err != nil {
 			return err
 		}
-		if *asJSON {
-			return writeJSON(stdout, rep)
-		}
-		return rep.WriteText(stdout)
+		return output(rep, rep.WriteText, *asJSON, *jsonOut, stdout)
 	}
 
 	for _, s := range strings.Split(*conns, ",") {
@@ -105,15 +103,27 @@ func runLoadgen(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	rep, err := loadgen.Run(ctx, cfg, stderr)
 	if rep != nil {
-		var werr error
-		if *asJSON {
-			werr = rep.WriteJSON(stdout)
-		} else {
-			werr = rep.WriteText(stdout)
-		}
-		err = errors.Join(err, werr)
+		err = errors.Join(err, output(rep, rep.WriteText, *asJSON, *jsonOut, stdout))
 	}
 	return err
+}
+
+// output prints a report as text (or JSON) and writes its JSON to
+// jsonOut when set.
+func output(rep any, text func(io.Writer) error, asJSON bool, jsonOut string, stdout io.Writer) error {
+	if jsonOut != "" {
+		f, err := os.Create(jsonOut)
+		if err != nil {
+			return err
+		}
+		if err := errors.Join(writeJSON(f, rep), f.Close()); err != nil {
+			return fmt.Errorf("write %s: %w", jsonOut, err)
+		}
+	}
+	if asJSON {
+		return writeJSON(stdout, rep)
+	}
+	return text(stdout)
 }
 
 func writeJSON(w io.Writer, v any) error {
