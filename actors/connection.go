@@ -23,10 +23,63 @@ type connClosed struct{}
 // attached to, and detaches from them all when the socket closes. It keeps
 // no goroutine, timer or buffer of its own.
 type connActor struct {
-	sys      *System
-	user     string
-	sink     Sink
-	attached map[string]struct{} // sessions; nil until the first attach
+	sys  *System
+	user string
+	sink Sink
+	// attached holds the sessions this connection is attached to: almost
+	// always one, kept in a string; more go to a map, made on the second.
+	attached attachSet
+}
+
+// attachSet is a set of session ids that costs nothing for zero sessions
+// and one string header for one (a map with one entry costs about 250
+// bytes per idle connection).
+type attachSet struct {
+	one  string              // "" when empty
+	more map[string]struct{} // sessions beyond one; nil until needed
+}
+
+func (a *attachSet) add(id string) {
+	switch {
+	case a.one == "" || a.one == id:
+		a.one = id
+	default:
+		if a.more == nil {
+			a.more = make(map[string]struct{}, 1)
+		}
+		a.more[id] = struct{}{}
+	}
+}
+
+func (a *attachSet) remove(id string) {
+	if a.one == id {
+		a.one = ""
+		for other := range a.more { // promote one, if any
+			a.one = other
+			delete(a.more, other)
+			break
+		}
+		return
+	}
+	delete(a.more, id)
+}
+
+func (a *attachSet) has(id string) bool {
+	if a.one == id {
+		return id != ""
+	}
+	_, ok := a.more[id]
+	return ok
+}
+
+// each calls f for every session in the set.
+func (a *attachSet) each(f func(id string)) {
+	if a.one != "" {
+		f(a.one)
+	}
+	for id := range a.more {
+		f(id)
+	}
 }
 
 var _ actor.Actor = (*connActor)(nil)
@@ -37,23 +90,20 @@ func (c *connActor) Receive(ctx actor.Context) {
 		c.command(ctx, msg)
 	case *Reply:
 		if msg.Attached && msg.Err == nil {
-			if c.attached == nil {
-				c.attached = make(map[string]struct{}, 1)
-			}
-			c.attached[msg.Session] = struct{}{}
+			c.attached.add(msg.Session)
 		}
 		c.sink.Write(ReplyFrame(msg))
 	case *Frame:
-		if _, ok := c.attached[msg.Session]; ok || msg.Session == "" {
+		if msg.Session == "" || c.attached.has(msg.Session) {
 			c.sink.Write(msg)
 		}
 	case *actor.Stopped:
 		c.sys.connections.Add(-1)
 	case connClosed:
-		for id := range c.attached {
+		c.attached.each(func(id string) {
 			ctx.Send(c.sys.registry, &detachSession{session: id, conn: ctx.Self()})
-		}
-		c.attached = nil
+		})
+		c.attached = attachSet{}
 		ctx.Stop(ctx.Self())
 	}
 }
@@ -73,7 +123,7 @@ func (c *connActor) command(ctx actor.Context, cmd *Command) {
 		}
 		ctx.Request(c.sys.registry, &attachSession{session: cmd.Session, user: c.user, conn: self, after: after, reqID: cmd.ID})
 	case CmdDetach:
-		delete(c.attached, cmd.Session)
+		c.attached.remove(cmd.Session)
 		ctx.Send(c.sys.registry, &detachSession{session: cmd.Session, conn: self})
 		if cmd.ID != "" {
 			c.sink.Write(ReplyFrame(&Reply{ReqID: cmd.ID, Session: cmd.Session}))
