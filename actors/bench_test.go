@@ -16,7 +16,7 @@ import (
 
 // benchSystem is a System on a real embedded JetStream with the scripted
 // Ollama as its provider.
-func benchSystem(b *testing.B, snaps bool) (*System, *events.JetStreamStore, *testkit.ScriptedOllama) {
+func benchSystem(b testing.TB, snaps bool) (*System, *events.JetStreamStore, *testkit.ScriptedOllama) {
 	b.Helper()
 	store := testkit.NewNATS(b, "", "").Store(b)
 	up := testkit.NewScriptedOllama(b, testkit.ScriptedConfig{})

@@ -17,6 +17,15 @@ type Sink interface {
 // connClosed tells a connection actor that its socket is gone.
 type connClosed struct{}
 
+// connInit gives a new connection actor its user and sink. It is the
+// first message every connection actor gets (Connect sends it before
+// returning), so that all connection actors share one Props: a Props and
+// producer closure per connection cost about 280 bytes each.
+type connInit struct {
+	user string
+	sink Sink
+}
+
 // connActor is one client connection. It forwards the client's commands
 // to sessions (through the registry, so that the session actor answers it
 // directly), writes their answers and the frames of the sessions it is
@@ -85,6 +94,19 @@ func (a *attachSet) each(f func(id string)) {
 var _ actor.Actor = (*connActor)(nil)
 
 func (c *connActor) Receive(ctx actor.Context) {
+	if c.sink == nil {
+		// Not initialized: only a restarted instance (a panic in an
+		// earlier message) gets here, and its socket is being closed.
+		switch msg := ctx.Message().(type) {
+		case connInit:
+			c.user, c.sink = msg.user, msg.sink
+		case connClosed:
+			ctx.Stop(ctx.Self())
+		case *actor.Stopped:
+			c.sys.connections.Add(-1)
+		}
+		return
+	}
 	switch msg := ctx.Message().(type) {
 	case *Command:
 		c.command(ctx, msg)
@@ -99,6 +121,15 @@ func (c *connActor) Receive(ctx actor.Context) {
 		}
 	case *actor.Stopped:
 		c.sys.connections.Add(-1)
+	case *actor.Restarting:
+		// A panic: this instance's state is lost to the next one. Detach
+		// from the sessions and close the socket; the client resumes
+		// from its cursor on a new connection.
+		c.attached.each(func(id string) {
+			ctx.Send(c.sys.registry, &detachSession{session: id, conn: ctx.Self()})
+		})
+		c.attached = attachSet{}
+		c.sink.Close(1011, "internal error")
 	case connClosed:
 		c.attached.each(func(id string) {
 			ctx.Send(c.sys.registry, &detachSession{session: id, conn: ctx.Self()})
@@ -149,9 +180,8 @@ type Conn struct {
 // user; frames for the client go to sink.
 func (s *System) Connect(user string, sink Sink) *Conn {
 	s.connections.Add(1)
-	pid := s.root.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return &connActor{sys: s, user: user, sink: sink}
-	}))
+	pid := s.root.Spawn(s.connProps)
+	s.root.Send(pid, connInit{user: user, sink: sink})
 	return &Conn{sys: s, pid: pid}
 }
 

@@ -104,6 +104,9 @@ type System struct {
 	as       *actor.ActorSystem
 	root     *actor.RootContext
 	registry *actor.PID
+	// connProps spawns every connection actor; each learns its user and
+	// sink from its first message (connInit).
+	connProps *actor.Props
 
 	// genCtx parents every upstream request; it is cancelled last, on
 	// Shutdown, after generations were asked to end.
@@ -149,6 +152,7 @@ func New(cfg Config) (*System, error) {
 	s := &System{cfg: cfg, log: log, as: as, root: as.Root, tickStop: make(chan struct{})}
 	s.genCtx, s.genCancel = context.WithCancel(context.Background())
 	s.registry = s.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newRegistry(s) }))
+	s.connProps = actor.PropsFromProducer(func() actor.Actor { return &connActor{sys: s} })
 
 	interval := cfg.SessionIdleTimeout / 4
 	if interval > time.Minute {
