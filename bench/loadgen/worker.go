@@ -312,9 +312,10 @@ func (w *worker) open(ctx context.Context, i int, b *batch) {
 	}
 	w.conns[i] = c
 	w.mu.Unlock()
-	if len(rest) > 0 {
-		c.feed(rest)
-	}
+	// Bytes that came with the handshake response (a ping the server sent
+	// at once) wait for the first read: nothing may be written before
+	// the connection is on the engine, and only its poller may parse.
+	c.partial = rest
 	raceHandoff()
 	if _, err := w.engine.AddConn(nbc); err != nil {
 		w.errs.add("dial:engine", 1)
