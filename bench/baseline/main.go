@@ -57,9 +57,43 @@ type session struct {
 	generating bool
 }
 
-// client is one socket; its writer goroutine drains out.
+// client is one socket's outbound queue; its writer goroutine drains it.
+// As in Parley (nbio's MaxWriteBufferSize), a client more than
+// maxQueued bytes behind is disconnected; nothing is dropped silently.
 type client struct {
-	out chan []byte
+	mu     sync.Mutex
+	queue  [][]byte
+	queued int
+	wake   chan struct{} // capacity 1: "the queue is not empty"
+	kick   context.CancelFunc
+}
+
+const maxQueued = 1 << 20
+
+// push queues b, or disconnects a client too far behind.
+func (cl *client) push(b []byte) {
+	cl.mu.Lock()
+	if cl.queued+len(b) > maxQueued {
+		cl.mu.Unlock()
+		cl.kick()
+		return
+	}
+	cl.queue = append(cl.queue, b)
+	cl.queued += len(b)
+	cl.mu.Unlock()
+	select {
+	case cl.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take empties the queue.
+func (cl *client) take() [][]byte {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	q := cl.queue
+	cl.queue, cl.queued = nil, 0
+	return q
 }
 
 func run(ctx context.Context, args []string) error {
@@ -113,7 +147,7 @@ func (s *server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	cl := &client{out: make(chan []byte, 16)} // as coder/websocket's chat example
+	cl := &client{wake: make(chan struct{}, 1), kick: cancel}
 	go s.writer(ctx, cancel, c, cl)
 	attached := map[string]bool{}
 	defer func() {
@@ -172,12 +206,14 @@ func (s *server) writer(ctx context.Context, cancel context.CancelFunc, c *webso
 		select {
 		case <-ctx.Done():
 			return
-		case b := <-cl.out:
-			wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-			err := c.Write(wctx, websocket.MessageText, b)
-			wcancel()
-			if err != nil {
-				return
+		case <-cl.wake:
+			for _, b := range cl.take() {
+				wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+				err := c.Write(wctx, websocket.MessageText, b)
+				wcancel()
+				if err != nil {
+					return
+				}
 			}
 		case <-t.C:
 			pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
@@ -190,13 +226,10 @@ func (s *server) writer(ctx context.Context, cancel context.CancelFunc, c *webso
 	}
 }
 
-// reply queues v for cl; a client whose queue is full misses it.
+// reply queues v for cl.
 func (s *server) reply(cl *client, v any) {
 	b, _ := json.Marshal(v)
-	select {
-	case cl.out <- b:
-	default:
-	}
+	cl.push(b)
 }
 
 // send acks and streams a fake reply to every socket attached to the
@@ -253,10 +286,7 @@ func (s *server) broadcast(id string, v any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for cl := range s.sessions[id].subs {
-		select {
-		case cl.out <- b:
-		default:
-		}
+		cl.push(b)
 	}
 }
 

@@ -48,6 +48,8 @@ type workerAPI interface {
 	Snapshot() Snapshot
 	FreshSnapshot(ctx context.Context) (Snapshot, error)
 	Close(ctx context.Context) (*WorkerReport, error)
+	// PID is the process the worker runs in.
+	PID() int
 }
 
 var _ workerAPI = (*worker)(nil)
@@ -294,6 +296,9 @@ func (rw *remoteWorker) Churn(ctx context.Context, d time.Duration) (ChurnResult
 	}
 	return ChurnResult{}, err
 }
+
+// PID is the worker process's id.
+func (rw *remoteWorker) PID() int { return rw.cmd.Process.Pid }
 
 // FreshSnapshot asks the worker for its counters and waits.
 func (rw *remoteWorker) FreshSnapshot(ctx context.Context) (Snapshot, error) {

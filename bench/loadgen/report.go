@@ -87,6 +87,9 @@ type ChatPhase struct {
 	// ServerCPUSeconds is user+system CPU over the wall time.
 	ServerCPUSeconds float64 `json:"server_cpu_s,omitempty"`
 	ServerCores      float64 `json:"server_cores,omitempty"`
+	// ClientCPUSeconds is the load generator's own CPU over the wall time.
+	ClientCPUSeconds float64 `json:"client_cpu_s"`
+	ClientCores      float64 `json:"client_cores"`
 	// JetStreamWrites are messages written per stream over the wall time.
 	JetStreamWrites          map[string]uint64 `json:"jetstream_writes,omitempty"`
 	JetStreamWritesPerSecond float64           `json:"jetstream_writes_per_s,omitempty"`
@@ -163,7 +166,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "\nchat phase %.0fs (wall %.1fs): %d chats (%.1f/s), %d tokens (%.0f/s), %d deltas delivered (%.0f/s)\n",
 			c.Seconds, c.WallSeconds, c.Chats, c.ChatsPerSecond, c.Tokens, c.TokensPerSecond, c.Deltas, c.DeltasPerSecond)
 		if c.ServerCPUSeconds > 0 {
-			fmt.Fprintf(&b, "server CPU: %.1fs = %.2f cores\n", c.ServerCPUSeconds, c.ServerCores)
+			fmt.Fprintf(&b, "server CPU: %.1fs = %.2f cores; load generator: %.2f cores\n", c.ServerCPUSeconds, c.ServerCores, c.ClientCores)
 		}
 		if c.JetStreamWrites != nil {
 			fmt.Fprintf(&b, "JetStream writes: %.0f/s in all, %.0f/s to the event stream, %.1f events per chat %v\n",

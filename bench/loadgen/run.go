@@ -285,6 +285,23 @@ func (r *run) heapProfile(ctx context.Context, n int) {
 	r.rep.HeapProfiles = append(r.rep.HeapProfiles, path)
 }
 
+// clientCPU is the CPU time the load generator's processes used so far.
+func (r *run) clientCPU() time.Duration {
+	var total time.Duration
+	seen := map[int]bool{}
+	for _, w := range r.workers {
+		pid := w.PID()
+		if seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		if ps, err := ReadProc(pid); err == nil {
+			total += ps.CPU
+		}
+	}
+	return total
+}
+
 // chatPhase runs the chat loop for ChatDuration (less if the run's bound
 // is near) and measures the server's CPU and JetStream writes over it.
 func (r *run) chatPhase(ctx context.Context) error {
@@ -314,6 +331,7 @@ func (r *run) chatPhase(ctx context.Context) error {
 			r.log.Warn("JetStream not readable", slog.Any("error", err))
 		}
 	}
+	client0 := r.clientCPU()
 	t0 := time.Now()
 	results := make([]ChatResult, len(r.workers))
 	err := r.all(func(i int, w workerAPI) error {
@@ -337,6 +355,13 @@ func (r *run) chatPhase(ctx context.Context) error {
 			cp.ServerCPUSeconds = (cpu1.CPU - cpu0.CPU).Seconds()
 			cp.ServerCores = cp.ServerCPUSeconds / wall.Seconds()
 		}
+	}
+	cp.ClientCPUSeconds = (r.clientCPU() - client0).Seconds()
+	cp.ClientCores = cp.ClientCPUSeconds / wall.Seconds()
+	if busy := cp.ServerCores + cp.ClientCores; busy > 0.85*float64(runtime.NumCPU()) {
+		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(
+			"the chat phase kept %.2f of %d cores busy (server %.2f, load generator %.2f): latency tails include CPU contention",
+			busy, runtime.NumCPU(), cp.ServerCores, cp.ClientCores))
 	}
 	if js0 != nil {
 		if js1, err := jetStreamWrites(context.WithoutCancel(ctx), cfg.NATSURL); err == nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -849,6 +850,9 @@ func (w *worker) Snapshot() Snapshot {
 		Chats: w.chats.Load(), Errors: w.errs.snapshot(),
 	}
 }
+
+// PID is this process's id: the worker runs here.
+func (w *worker) PID() int { return os.Getpid() }
 
 // FreshSnapshot is Snapshot: an in-process worker's counters are always
 // current.
