@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -33,6 +34,7 @@ func runLoadgen(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		model     = fs.String("model", "", "model for -direct")
 		logLevel  = fs.String("log-level", "warn", "debug, info, warn or error")
 		worker    = fs.Bool("worker", false, "run as a worker process of another loadgen (internal)")
+		cpuProf   = fs.String("cpuprofile", "", "write the load generator's own CPU profile here (in-process workers only)")
 	)
 	fs.StringVar(&cfg.URL, "url", loadgen.DefaultURL, "Parley's WebSocket endpoint (loopback only)")
 	fs.StringVar(&cfg.Token, "token", "", "bearer token (API key or JWT) when Parley requires auth")
@@ -74,6 +76,17 @@ func runLoadgen(ctx context.Context, args []string, stdin io.Reader, stdout, std
 
 	if *worker {
 		return loadgen.ServeWorker(ctx, stdin, stdout)
+	}
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *direct != "" {
 		rep, err := loadgen.RunDirect(ctx, loadgen.DirectConfig{
