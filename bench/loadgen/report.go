@@ -68,10 +68,13 @@ type Step struct {
 	// RSSPerConn is (VmRSS now − VmRSS before the run) / held, bytes.
 	RSSPerConn float64 `json:"rss_per_conn_bytes"`
 	// AnonPerConn is the same for RssAnon.
-	AnonPerConn       float64       `json:"anon_per_conn_bytes"`
-	Runtime           *RuntimeStats `json:"runtime,omitempty"`
-	HeapPerConn       float64       `json:"heap_per_conn_bytes,omitempty"`
-	GoroutinesPerConn float64       `json:"goroutines_per_conn,omitempty"`
+	AnonPerConn float64       `json:"anon_per_conn_bytes"`
+	Runtime     *RuntimeStats `json:"runtime,omitempty"`
+	// ClientRSS is the load generator's own resident memory (all its
+	// processes), bytes.
+	ClientRSS         int64   `json:"client_rss_bytes"`
+	HeapPerConn       float64 `json:"heap_per_conn_bytes,omitempty"`
+	GoroutinesPerConn float64 `json:"goroutines_per_conn,omitempty"`
 }
 
 // ChatPhase is the chat loop's throughput and the server's cost of it.
@@ -144,7 +147,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	if len(r.Steps) > 0 {
 		b.WriteString("\n")
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "target\theld\topen s\topens/s\tserver rss\trss/conn\tanon/conn\theap/conn\tgoroutines/conn\tfds\t")
+		fmt.Fprintln(tw, "target\theld\topen s\topens/s\tserver rss\trss/conn\tanon/conn\theap/conn\tgoroutines/conn\tfds\tclient rss\t")
 		for _, st := range r.Steps {
 			rss, rpc, apc, hpc, gpc, fds := "-", "-", "-", "-", "-", "-"
 			if st.Server != nil {
@@ -157,8 +160,8 @@ func (r *Report) WriteText(w io.Writer) error {
 				hpc = fmtBytes(st.HeapPerConn)
 				gpc = fmt.Sprintf("%.2f", st.GoroutinesPerConn)
 			}
-			fmt.Fprintf(tw, "%d\t%d\t%.2f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
-				st.Target, st.Held, st.OpenSeconds, st.OpensPerSecond, rss, rpc, apc, hpc, gpc, fds)
+			fmt.Fprintf(tw, "%d\t%d\t%.2f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+				st.Target, st.Held, st.OpenSeconds, st.OpensPerSecond, rss, rpc, apc, hpc, gpc, fds, fmtBytes(float64(st.ClientRSS)))
 		}
 		tw.Flush()
 	}

@@ -245,6 +245,7 @@ func (r *run) prevHeld() int64 {
 }
 
 func (r *run) measureStep(ctx context.Context, st *Step) {
+	st.ClientRSS = r.clientRSS()
 	if r.pid <= 0 {
 		return
 	}
@@ -283,6 +284,23 @@ func (r *run) heapProfile(ctx context.Context, n int) {
 		return
 	}
 	r.rep.HeapProfiles = append(r.rep.HeapProfiles, path)
+}
+
+// clientRSS is the resident memory of the load generator's processes.
+func (r *run) clientRSS() int64 {
+	var total int64
+	seen := map[int]bool{}
+	for _, w := range r.workers {
+		pid := w.PID()
+		if seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		if ps, err := ReadProc(pid); err == nil {
+			total += ps.RSS
+		}
+	}
+	return total
 }
 
 // clientCPU is the CPU time the load generator's processes used so far.
