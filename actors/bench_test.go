@@ -9,6 +9,7 @@ import (
 
 	"github.com/parleyhq/parley/events"
 	"github.com/parleyhq/parley/internal/testkit"
+	"github.com/parleyhq/parley/llm"
 	"github.com/parleyhq/parley/llm/ollama"
 )
 
@@ -83,7 +84,7 @@ func BenchmarkHotDetail(b *testing.B) {
 }
 
 // BenchmarkHotContext builds the model context of a live 1,000-turn
-// session from its in-memory state.
+// session from its in-memory state, trimmed to a 4,096-token window.
 func BenchmarkHotContext(b *testing.B) {
 	_, store, _ := benchSystem(b, false)
 	writeTurns(b, store, "ctx", 1000)
@@ -97,7 +98,7 @@ func BenchmarkHotContext(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = st.context(st.lastUserSeq())
+		_, _ = st.context(st.lastUserSeq(), nil, 4096-llm.ReplyReserve(4096))
 	}
 }
 

@@ -16,6 +16,10 @@ const (
 	FrameDelta     = "delta"
 	FramePong      = "pong"
 	FrameReconnect = "reconnect"
+	// FrameQueued tells the clients of a session where its generation
+	// stands in the model's line (docs/protocol.md): position 1 is next,
+	// 0 means it has left the line and the model is working on it.
+	FrameQueued = "queued"
 )
 
 // Frame is one server→client frame, encoded once by the session actor and
@@ -59,6 +63,20 @@ func DeltaFrame(session string, gen uint64, offset int, text string, cursorSeq u
 	b = appendJSONString(b, text)
 	b = append(b, '}')
 	return &Frame{Type: FrameDelta, Session: session, Cursor: Cursor{Seq: cursorSeq, Offset: offset + len(text)}.String(), JSON: b}
+}
+
+// QueuedFrame encodes the place of generation gen in the model's line.
+// cursorSeq is the seq of the last event the client has been sent.
+func QueuedFrame(session string, gen uint64, position int, cursorSeq uint64) *Frame {
+	b := make([]byte, 0, 64+len(session))
+	b = append(b, `{"type":"queued","session":`...)
+	b = appendJSONString(b, session)
+	b = append(b, `,"gen":`...)
+	b = strconv.AppendUint(b, gen, 10)
+	b = append(b, `,"position":`...)
+	b = strconv.AppendInt(b, int64(position), 10)
+	b = append(b, '}')
+	return &Frame{Type: FrameQueued, Session: session, Cursor: strconv.FormatUint(cursorSeq, 10), JSON: b}
 }
 
 type ackWire struct {

@@ -36,8 +36,9 @@ type sessionActor struct {
 	subs       map[string]*actor.PID // attached connection actors by pid.Id
 	gen        *running
 	snapPos    events.Position // position of the last snapshot written or read
-	received   uint64 // messages routed to it by the registry
+	received   uint64          // messages routed to it by the registry
 	lastActive time.Time
+	titleTried bool // a title was asked for in this actor's life
 }
 
 // running is the generation in progress.
@@ -46,8 +47,11 @@ type running struct {
 	pid       *actor.PID // the generation actor
 	live      []byte     // reply text so far, valid UTF-8
 	persisted int        // bytes of live already in chunk events
+	reasoning []byte     // thinking text, kept apart from the reply
 	start     time.Time
 	flush     *time.Timer // armed while unpersisted text waits
+	queued    int         // place in the model's line; 0 when not waiting
+	admitted  bool        // left the line: later places are stale
 }
 
 var _ actor.Actor = (*sessionActor)(nil)
@@ -101,6 +105,11 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		ctx.Respond(&Reply{Session: s.id, Detail: s.st.detail(s.liveText())})
 	case *genDelta:
 		s.delta(ctx, msg)
+	case *genQueued:
+		s.queuedAt(ctx, msg)
+	case *titleResult:
+		s.routed()
+		s.titled(ctx, msg)
 	case *flushChunk:
 		if s.gen != nil && s.gen.gen == msg.gen {
 			s.gen.flush = nil
@@ -323,6 +332,11 @@ func (s *sessionActor) create(ctx actor.Context, m *createSession) {
 	if model == "" {
 		model = s.sys.cfg.DefaultModel
 	}
+	if e := s.sys.models.check(context.Background(), model); e != nil {
+		s.missing = true
+		s.fail(ctx, m.reqID, e)
+		return
+	}
 	ev := s.event(events.KindSessionCreated, events.SessionCreated{Owner: m.user, Model: model, System: m.system, Title: m.title})
 	if err := s.append(ev); err != nil {
 		s.missing = true
@@ -367,6 +381,9 @@ func (s *sessionActor) attach(ctx actor.Context, m *attachSession) {
 			ctx.Send(m.conn, DeltaFrame(s.id, g.gen, from, string(g.live[from:]), s.lastVisible()))
 		}
 	}
+	if g := s.gen; g != nil && g.queued > 0 {
+		ctx.Send(m.conn, QueuedFrame(s.id, g.gen, g.queued, s.lastVisible()))
+	}
 }
 
 func (s *sessionActor) send(ctx actor.Context, m *sendMessage, retry bool) {
@@ -389,8 +406,9 @@ func (s *sessionActor) send(ctx actor.Context, m *sendMessage, retry bool) {
 		return
 	}
 	userEv := s.event(events.KindMessageUser, events.MessageUser{Content: m.content, ClientMsgID: m.clientMsgID})
+	req, info := s.request(userEv.Seq, &turn{seq: userEv.Seq, role: "user", content: m.content, state: StateCompleted})
 	startEv := events.New(s.id, userEv.Seq+1, events.KindGenerationStarted, userEv.At.Time(),
-		events.GenerationStarted{Model: s.st.info.Model, Provider: s.sys.cfg.Provider.Name(), ReplyTo: userEv.Seq})
+		events.GenerationStarted{Model: s.st.info.Model, Provider: s.sys.cfg.Provider.Name(), ReplyTo: userEv.Seq, Context: &info})
 	if err := s.append(userEv, startEv); err != nil {
 		e, again := s.writeError(err)
 		if again && retry {
@@ -404,7 +422,7 @@ func (s *sessionActor) send(ctx actor.Context, m *sendMessage, retry bool) {
 	s.broadcast(ctx, EventFrame(userEv))
 	s.broadcast(ctx, EventFrame(startEv))
 	s.putIndex()
-	s.startGeneration(ctx, startEv.Seq, userEv.Seq)
+	s.startGeneration(ctx, startEv.Seq, req)
 }
 
 func (s *sessionActor) regenerate(ctx actor.Context, m *regenerate, retry bool) {
@@ -421,7 +439,8 @@ func (s *sessionActor) regenerate(ctx actor.Context, m *regenerate, retry bool) 
 		s.fail(ctx, m.reqID, Errorf(CodeBadRequest, "the session has no message to reply to"))
 		return
 	}
-	startEv := s.event(events.KindGenerationStarted, events.GenerationStarted{Model: s.st.info.Model, Provider: s.sys.cfg.Provider.Name(), ReplyTo: replyTo})
+	req, info := s.request(replyTo, nil)
+	startEv := s.event(events.KindGenerationStarted, events.GenerationStarted{Model: s.st.info.Model, Provider: s.sys.cfg.Provider.Name(), ReplyTo: replyTo, Context: &info})
 	if err := s.append(startEv); err != nil {
 		e, again := s.writeError(err)
 		if again && retry {
@@ -434,12 +453,26 @@ func (s *sessionActor) regenerate(ctx actor.Context, m *regenerate, retry bool) 
 	ctx.Respond(&Reply{ReqID: m.reqID, Session: s.id, Seq: startEv.Seq, HasSeq: true})
 	s.broadcast(ctx, EventFrame(startEv))
 	s.putIndex()
-	s.startGeneration(ctx, startEv.Seq, replyTo)
+	s.startGeneration(ctx, startEv.Seq, req)
+}
+
+// request builds the upstream request of a reply to the user message
+// replyTo (pending when it is not appended yet): the conversation trimmed
+// to the model's context window, less what the reply needs.
+func (s *sessionActor) request(replyTo uint64, pending *turn) (llm.Request, events.ContextInfo) {
+	model := s.st.info.Model
+	window := s.sys.models.window(context.Background(), model)
+	msgs, info := s.st.context(replyTo, pending, window-llm.ReplyReserve(window))
+	info.Window = window
+	if info.Omitted > 0 {
+		s.log.Debug("history trimmed to the context window", slog.Int("window", window),
+			slog.Int("omitted_messages", info.Omitted), slog.Uint64("omitted_through", info.OmittedThrough))
+	}
+	return llm.Request{Model: model, Messages: msgs}, info
 }
 
 // startGeneration spawns the generation actor of gen as a child.
-func (s *sessionActor) startGeneration(ctx actor.Context, gen, replyTo uint64) {
-	req := llm.Request{Model: s.st.info.Model, Messages: s.st.context(replyTo)}
+func (s *sessionActor) startGeneration(ctx actor.Context, gen uint64, req llm.Request) {
 	self := ctx.Self()
 	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return &generationActor{sys: s.sys, session: self, gen: gen, req: req}
@@ -449,8 +482,12 @@ func (s *sessionActor) startGeneration(ctx actor.Context, gen, replyTo uint64) {
 
 func (s *sessionActor) delta(ctx actor.Context, m *genDelta) {
 	g := s.gen
-	if g == nil || g.gen != m.gen || m.text == "" {
+	if g == nil || g.gen != m.gen {
 		return // a stopped or ended generation's late output
+	}
+	g.reasoning = append(g.reasoning, m.thinking...)
+	if m.text == "" {
+		return
 	}
 	off := len(g.live)
 	g.live = append(g.live, m.text...)
@@ -500,7 +537,9 @@ func (s *sessionActor) done(ctx actor.Context, m *genDone) {
 			Usage:      events.Usage{PromptTokens: m.result.Usage.PromptTokens, CompletionTokens: m.result.Usage.CompletionTokens},
 			TTFTMs:     m.ttft.Milliseconds(),
 			DurationMs: s.sys.cfg.Now().Sub(g.start).Milliseconds(),
+			Reasoning:  string(g.reasoning),
 		})
+		s.maybeTitle(g.gen)
 	case errors.Is(m.err, context.Canceled):
 		// Only the system's shutdown cancels a stream this actor did not
 		// stop itself.
@@ -515,7 +554,7 @@ func (s *sessionActor) done(ctx actor.Context, m *genDone) {
 			code = CodeUpstreamError
 		}
 		s.log.Warn("generation failed", slog.Uint64(logKeyGen, g.gen), slog.Any(logKeyError, m.err))
-		s.end(ctx, events.KindGenerationFailed, events.GenerationFailed{Gen: g.gen, Text: text, Error: events.ErrorInfo{Code: code, Message: msg}})
+		s.end(ctx, events.KindGenerationFailed, events.GenerationFailed{Gen: g.gen, Text: text, Error: events.ErrorInfo{Code: code, Message: msg}, Reasoning: string(g.reasoning)})
 	}
 }
 
@@ -528,7 +567,7 @@ func (s *sessionActor) stop(ctx actor.Context, m *stopGeneration) {
 	}
 	stopped := s.gen != nil
 	if stopped {
-		s.end(ctx, events.KindGenerationStopped, events.GenerationStopped{Gen: s.gen.gen, Text: string(s.gen.live)})
+		s.end(ctx, events.KindGenerationStopped, events.GenerationStopped{Gen: s.gen.gen, Text: string(s.gen.live), Reasoning: string(s.gen.reasoning)})
 	}
 	ctx.Respond(&Reply{ReqID: m.reqID, Session: s.id, Stopped: &stopped})
 }
@@ -560,4 +599,22 @@ func (s *sessionActor) end(ctx actor.Context, kind events.Kind, data any) {
 	}
 	s.broadcast(ctx, EventFrame(ev))
 	s.putIndex()
+}
+
+// queuedAt records the generation's place in the model's line and tells
+// the attached clients. Places reported after the generation left the
+// line are stale and dropped.
+func (s *sessionActor) queuedAt(ctx actor.Context, m *genQueued) {
+	g := s.gen
+	if g == nil || g.gen != m.gen || g.admitted {
+		return
+	}
+	if m.place == 0 {
+		g.admitted, g.queued = true, 0
+	} else if g.queued != 0 && m.place >= g.queued {
+		return // places only shrink: this one is older news
+	} else {
+		g.queued = m.place
+	}
+	s.broadcast(ctx, QueuedFrame(s.id, g.gen, m.place, s.lastVisible()))
 }

@@ -50,6 +50,23 @@ var providers = []string{
 	ProviderSim,
 }
 
+// ProviderConcurrency is the number of generations per model that the
+// provider takes at once when PARLEY_UPSTREAM_CONCURRENCY is 0: 1 for
+// Ollama (its OLLAMA_NUM_PARALLEL default), 16 for a hosted
+// OpenAI-compatible API, and no limit (0) for the simulated model.
+func (c Config) ProviderConcurrency() int {
+	if c.UpstreamConcurrency > 0 {
+		return c.UpstreamConcurrency
+	}
+	switch c.Provider {
+	case ProviderOllama:
+		return 1
+	case ProviderSim:
+		return 0
+	}
+	return 16
+}
+
 // Config is Parley's whole configuration. Get one from Default or FromEnv,
 // optionally let flags override it (RegisterFlags), then call Validate before
 // using it. Each field names the environment variable that sets it.
@@ -120,6 +137,27 @@ type Config struct {
 	// UpstreamTotalTimeout bounds one whole generation.
 	// PARLEY_UPSTREAM_TOTAL_TIMEOUT. Default 100m. Zero value is invalid.
 	UpstreamTotalTimeout time.Duration
+
+	// UpstreamConcurrency is how many generations run at once per model;
+	// the rest wait in line, first come first served, and their clients
+	// see their place. PARLEY_UPSTREAM_CONCURRENCY. Default 0, which means
+	// the provider's default (ProviderConcurrency).
+	UpstreamConcurrency int
+
+	// UpstreamRetries is how many times a request the model server refused
+	// before any output (connection refused, 429, 5xx) is tried again, with
+	// backoff (honouring Retry-After). A reply that showed text is never
+	// retried. PARLEY_UPSTREAM_RETRIES. Default 3; 0 means none.
+	UpstreamRetries int
+
+	// ContextTokens is the context window the history sent upstream is
+	// trimmed to. PARLEY_CONTEXT_TOKENS. Default 0, which means what the
+	// model server reports for the model, else 4096.
+	ContextTokens int
+
+	// Titles gives each untitled session a title made by the model after
+	// its first completed turn. PARLEY_TITLES. Default true.
+	Titles bool
 
 	// SimTTFT is the simulated model's time to first token; used only
 	// with Provider "sim", like the other Sim fields. PARLEY_SIM_TTFT.
@@ -216,6 +254,8 @@ func Default() Config {
 		UpstreamFirstTokenTimeout: 5 * time.Minute,
 		UpstreamIdleTimeout:       2 * time.Minute,
 		UpstreamTotalTimeout:      100 * time.Minute,
+		UpstreamRetries:           3,
+		Titles:                    true,
 		SimTTFT:                   200 * time.Millisecond,
 		SimTokensPerSecond:        50,
 		SimReplyTokens:            120,

@@ -97,6 +97,10 @@ func TestDefaults(t *testing.T) {
 		"PARLEY_UPSTREAM_FIRST_TOKEN_TIMEOUT": "5m0s",
 		"PARLEY_UPSTREAM_IDLE_TIMEOUT":        "2m0s",
 		"PARLEY_UPSTREAM_TOTAL_TIMEOUT":       "1h40m0s",
+		"PARLEY_UPSTREAM_CONCURRENCY":         "0",
+		"PARLEY_UPSTREAM_RETRIES":             "3",
+		"PARLEY_CONTEXT_TOKENS":               "0",
+		"PARLEY_TITLES":                       "true",
 		"PARLEY_SIM_TTFT":                     "200ms",
 		"PARLEY_SIM_TOKENS_PER_SECOND":        "50",
 		"PARLEY_SIM_REPLY_TOKENS":             "120",
@@ -186,6 +190,12 @@ func TestFromEnvGood(t *testing.T) {
 		{"ws idle", []string{"PARLEY_WS_IDLE_TIMEOUT", "26s"}, func(c *Config) { c.WSIdleTimeout = 26 * time.Second }},
 		{"chunk interval", []string{"PARLEY_CHUNK_INTERVAL", "1s"}, func(c *Config) { c.ChunkInterval = time.Second }},
 		{"chunk bytes", []string{"PARLEY_CHUNK_BYTES", "1"}, func(c *Config) { c.ChunkBytes = 1 }},
+		{"concurrency", []string{"PARLEY_UPSTREAM_CONCURRENCY", "4"}, func(c *Config) { c.UpstreamConcurrency = 4 }},
+		{"no retries", []string{"PARLEY_UPSTREAM_RETRIES", "0"}, func(c *Config) { c.UpstreamRetries = 0 }},
+		{"context tokens", []string{"PARLEY_CONTEXT_TOKENS", "8192"}, func(c *Config) { c.ContextTokens = 8192 }},
+		{"titles off", []string{"PARLEY_TITLES", "off"}, func(c *Config) { c.Titles = false }},
+		{"titles 0", []string{"PARLEY_TITLES", "0"}, func(c *Config) { c.Titles = false }},
+		{"titles TRUE", []string{"PARLEY_TITLES", "TRUE"}, func(c *Config) { c.Titles = true }},
 		{"session idle", []string{"PARLEY_SESSION_IDLE_TIMEOUT", "30s"}, func(c *Config) { c.SessionIdleTimeout = 30 * time.Second }},
 		{"shutdown", []string{"PARLEY_SHUTDOWN_TIMEOUT", "10s"}, func(c *Config) { c.ShutdownTimeout = 10 * time.Second }},
 		{"log level debug", []string{"PARLEY_LOG_LEVEL", "debug"}, func(c *Config) { c.LogLevel = slog.LevelDebug }},
@@ -275,6 +285,10 @@ func TestBadValues(t *testing.T) {
 		{"chunk interval zero", []string{"PARLEY_CHUNK_INTERVAL", "0ms"}, "PARLEY_CHUNK_INTERVAL", "positive"},
 		{"chunk bytes zero", []string{"PARLEY_CHUNK_BYTES", "0"}, "PARLEY_CHUNK_BYTES", "at least 1"},
 		{"chunk bytes bad", []string{"PARLEY_CHUNK_BYTES", "4k"}, "PARLEY_CHUNK_BYTES", "whole number"},
+		{"concurrency negative", []string{"PARLEY_UPSTREAM_CONCURRENCY", "-1"}, "PARLEY_UPSTREAM_CONCURRENCY", "at least 0"},
+		{"retries negative", []string{"PARLEY_UPSTREAM_RETRIES", "-2"}, "PARLEY_UPSTREAM_RETRIES", "at least 0"},
+		{"context tokens bad", []string{"PARLEY_CONTEXT_TOKENS", "8k"}, "PARLEY_CONTEXT_TOKENS", "whole number"},
+		{"titles bad", []string{"PARLEY_TITLES", "maybe"}, "PARLEY_TITLES", "on or off"},
 		{"session idle bad", []string{"PARLEY_SESSION_IDLE_TIMEOUT", "5"}, "PARLEY_SESSION_IDLE_TIMEOUT", "Go duration"},
 		{"shutdown negative", []string{"PARLEY_SHUTDOWN_TIMEOUT", "-1s"}, "PARLEY_SHUTDOWN_TIMEOUT", "positive"},
 		{"log level", []string{"PARLEY_LOG_LEVEL", "trace"}, "PARLEY_LOG_LEVEL", "debug, info, warn or error"},
@@ -728,5 +742,26 @@ func TestSimSettings(t *testing.T) {
 	c.SimFaults, _ = sim.ParseFaults("cut_after=50,unavailable_every=10")
 	if s := c.String(); !strings.Contains(s, "PARLEY_SIM_FAULTS=unavailable_every=10,cut_after=50\n") {
 		t.Errorf("String() lacks the faults:\n%s", s)
+	}
+}
+
+func TestProviderConcurrency(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		provider string
+		set, want int
+	}{
+		{ProviderOllama, 0, 1},
+		{ProviderSim, 0, 0},
+		{"openai", 0, 16},
+		{ProviderOllama, 3, 3},
+		{ProviderSim, 8, 8},
+	}
+	for _, tt := range tests {
+		c := Default()
+		c.Provider, c.UpstreamConcurrency = tt.provider, tt.set
+		if got := c.ProviderConcurrency(); got != tt.want {
+			t.Errorf("%s with %d: %d, want %d", tt.provider, tt.set, got, tt.want)
+		}
 	}
 }

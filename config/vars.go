@@ -219,6 +219,18 @@ var vars = []variable{
 	durationVar("PARLEY_UPSTREAM_TOTAL_TIMEOUT", "upstream-total-timeout",
 		"bound on one whole generation",
 		func(c *Config) *time.Duration { return &c.UpstreamTotalTimeout }),
+	intVar("PARLEY_UPSTREAM_CONCURRENCY", "upstream-concurrency",
+		"generations at once per model, the rest wait in line; 0 means the provider's default (ollama 1, openai 16, sim no limit)",
+		func(c *Config) *int { return &c.UpstreamConcurrency }, 0),
+	intVar("PARLEY_UPSTREAM_RETRIES", "upstream-retries",
+		"retries of a request the model server refused before any output (connection refused, 429, 5xx)",
+		func(c *Config) *int { return &c.UpstreamRetries }, 0),
+	intVar("PARLEY_CONTEXT_TOKENS", "context-tokens",
+		"context window the history is trimmed to, in tokens; 0 means what the model server reports (else 4096)",
+		func(c *Config) *int { return &c.ContextTokens }, 0),
+	boolVar("PARLEY_TITLES", "titles",
+		"give each untitled session a title made by the model after its first completed turn",
+		func(c *Config) *bool { return &c.Titles }),
 	{
 		env: "PARLEY_SIM_TTFT", flag: "sim-ttft",
 		usage: "simulated model (PARLEY_PROVIDER=sim): time to first token, 0 for none",
@@ -454,6 +466,25 @@ func intVar(env, flagName, usage string, field func(*Config) *int, minimum int) 
 			}
 			return ""
 		},
+	}
+}
+
+func boolVar(env, flagName, usage string, field func(*Config) *bool) variable {
+	return variable{
+		env: env, flag: flagName, usage: usage,
+		set: func(c *Config, s string) error {
+			switch strings.ToLower(s) {
+			case "1", "true", "on", "yes":
+				*field(c) = true
+			case "0", "false", "off", "no":
+				*field(c) = false
+			default:
+				return errors.New("want on or off (true/false, 1/0, yes/no)")
+			}
+			return nil
+		},
+		get:   func(c *Config) string { return strconv.FormatBool(*field(c)) },
+		check: func(*Config) string { return "" },
 	}
 }
 

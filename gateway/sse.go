@@ -31,14 +31,14 @@ type sseStream struct {
 	done bool
 }
 
-// Write sends event and delta frames as SSE messages. Acks are not part
+// Write sends event, delta and queued frames as SSE messages. Acks are not part
 // of the stream; an error (the attach was refused after all) ends it.
 func (s *sseStream) Write(f *actors.Frame) {
 	if f.Type == actors.FrameError {
 		s.Close(0, "")
 		return
 	}
-	if f.Type != actors.FrameEvent && f.Type != actors.FrameDelta {
+	if f.Type != actors.FrameEvent && f.Type != actors.FrameDelta && f.Type != actors.FrameQueued {
 		return
 	}
 	b := make([]byte, 0, len(f.JSON)+len(f.Cursor)+32)

@@ -133,6 +133,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	sys, err := actors.New(actors.Config{
 		Store: store, Index: store, Snapshots: store, Provider: ms.prov, DefaultModel: cfg.Model,
+		Concurrency:   cfg.ProviderConcurrency(),
+		Retry:         actors.RetryPolicy{Retries: cfg.UpstreamRetries},
+		ContextTokens: cfg.ContextTokens,
+		Titles:        cfg.Titles,
 		ChunkInterval: cfg.ChunkInterval, ChunkBytes: cfg.ChunkBytes,
 		SessionIdleTimeout: cfg.SessionIdleTimeout, Logger: log,
 	})

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -294,10 +295,16 @@ func (p *Provider) Models(ctx context.Context) ([]llm.ModelInfo, error) {
 	return models, nil
 }
 
-// ContextLength returns the context window the model was trained for, from
-// /api/show ("<architecture>.context_length"), lowered to the num_ctx
-// parameter of its Modelfile when that is set. Zero means the server did
-// not say.
+// DefaultNumCtx is the context window Ollama runs a model with when its
+// Modelfile sets no num_ctx (and OLLAMA_CONTEXT_LENGTH is not set on the
+// server): prompts longer than that are cut by Ollama itself.
+const DefaultNumCtx = 4096
+
+// ContextLength returns the context window Ollama runs model with: the
+// num_ctx parameter of its Modelfile when set, else DefaultNumCtx, never
+// more than the window it was trained for (/api/show's
+// "<architecture>.context_length"). A server started with another
+// OLLAMA_CONTEXT_LENGTH needs PARLEY_CONTEXT_TOKENS to say so.
 func (p *Provider) ContextLength(ctx context.Context, model string) (int, error) {
 	callCtx, cancel := context.WithTimeoutCause(ctx, p.cfg.IdleTimeout, errNoAnswer)
 	defer cancel()
@@ -313,14 +320,17 @@ func (p *Provider) ContextLength(ctx context.Context, model string) (int, error)
 			}
 		}
 	}
+	numCtx := DefaultNumCtx
 	for _, line := range strings.Split(resp.Parameters, "\n") {
 		f := strings.Fields(line)
 		if len(f) == 2 && f[0] == "num_ctx" {
-			var c int
-			if _, err := fmt.Sscan(f[1], &c); err == nil && c > 0 && (n == 0 || c < n) {
-				n = c
+			if c, err := strconv.Atoi(f[1]); err == nil && c > 0 {
+				numCtx = c
 			}
 		}
+	}
+	if n == 0 || numCtx < n {
+		n = numCtx
 	}
 	return n, nil
 }
