@@ -748,7 +748,7 @@ func TestSimSettings(t *testing.T) {
 func TestProviderConcurrency(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		provider string
+		provider  string
 		set, want int
 	}{
 		{ProviderOllama, 0, 1},
