@@ -41,6 +41,12 @@ type stackOpts struct {
 	scripted     testkit.ScriptedConfig
 	sseKeepalive time.Duration
 	pingInterval time.Duration
+	// Upstream discipline (zero: no limit, no retry, no titles, the
+	// window the model server reports).
+	concurrency   int
+	retry         actors.RetryPolicy
+	titles        bool
+	contextTokens int
 }
 
 func newStack(t testing.TB, o stackOpts) *stack {
@@ -66,6 +72,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	sys, err := actors.New(actors.Config{
 		Store: store, Index: store, Snapshots: store, Provider: prov, DefaultModel: o.model,
 		ChunkBytes: o.chunkBytes, Logger: testkit.Logger(t),
+		Concurrency: o.concurrency, Retry: o.retry, Titles: o.titles, ContextTokens: o.contextTokens,
 	})
 	if err != nil {
 		t.Fatal(err)
