@@ -258,6 +258,14 @@ func (s *sessionActor) fail(ctx actor.Context, reqID string, e *Error) {
 	}
 }
 
+// failCreate answers a create that appended nothing: the error names no
+// session, as none exists, and the actor asks to passivate.
+func (s *sessionActor) failCreate(ctx actor.Context, reqID string, e *Error) {
+	s.missing = true
+	ctx.Respond(&Reply{ReqID: reqID, Err: e})
+	ctx.Request(ctx.Parent(), &passivate{session: s.id, received: s.received})
+}
+
 // event builds the next event of the log.
 func (s *sessionActor) event(kind events.Kind, data any) events.Event {
 	return events.New(s.id, s.st.lastSeq+1, kind, s.sys.cfg.Now(), data)
@@ -333,15 +341,13 @@ func (s *sessionActor) create(ctx actor.Context, m *createSession) {
 		model = s.sys.cfg.DefaultModel
 	}
 	if e := s.sys.models.check(context.Background(), model); e != nil {
-		s.missing = true
-		s.fail(ctx, m.reqID, e)
+		s.failCreate(ctx, m.reqID, e)
 		return
 	}
 	ev := s.event(events.KindSessionCreated, events.SessionCreated{Owner: m.user, Model: model, System: m.system, Title: m.title})
 	if err := s.append(ev); err != nil {
-		s.missing = true
 		s.log.Error("session not created", slog.Any(logKeyError, err))
-		s.fail(ctx, m.reqID, &Error{Code: CodeInternal, Message: "the event log did not accept the new session"})
+		s.failCreate(ctx, m.reqID, &Error{Code: CodeInternal, Message: "the event log did not accept the new session"})
 		return
 	}
 	s.fresh = false
