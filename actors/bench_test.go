@@ -84,7 +84,8 @@ func BenchmarkHotDetail(b *testing.B) {
 }
 
 // BenchmarkHotContext builds the model context of a live 1,000-turn
-// session from its in-memory state, trimmed to a 4,096-token window.
+// session from its in-memory state, trimmed to a 4,096-token window; the
+// baseline sends the whole conversation (no window).
 func BenchmarkHotContext(b *testing.B) {
 	_, store, _ := benchSystem(b, false)
 	writeTurns(b, store, "ctx", 1000)
@@ -96,9 +97,19 @@ func BenchmarkHotContext(b *testing.B) {
 	if err := foldInto(st, evs); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		_, _ = st.context(st.lastUserSeq(), nil, 4096-llm.ReplyReserve(4096))
+	for _, bc := range []struct {
+		name   string
+		budget int
+	}{
+		{"window-4096", 4096 - llm.ReplyReserve(4096)},
+		{"baseline-whole-conversation", 0},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = st.context(st.lastUserSeq(), nil, bc.budget)
+			}
+		})
 	}
 }
 
