@@ -33,6 +33,7 @@ var _ actor.Actor = (*generationActor)(nil)
 func (g *generationActor) Receive(ctx actor.Context) {
 	switch ctx.Message().(type) {
 	case *actor.Started:
+		g.sys.generations.Add(1)
 		streamCtx, cancel := context.WithCancel(g.sys.genCtx)
 		g.cancel = cancel
 		g.sys.wg.Add(1)
@@ -41,6 +42,8 @@ func (g *generationActor) Receive(ctx actor.Context) {
 		if g.cancel != nil {
 			g.cancel()
 		}
+	case *actor.Stopped:
+		g.sys.generations.Add(-1)
 	}
 }
 

@@ -70,6 +70,7 @@ func newSessionActor(sys *System, id string, fresh bool) *sessionActor {
 func (s *sessionActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
+		s.sys.sessions.Add(1)
 		s.lastActive = s.sys.cfg.Now()
 		if !s.fresh {
 			s.rehydrate(ctx)
@@ -78,6 +79,8 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		if s.gen != nil && s.gen.flush != nil {
 			s.gen.flush.Stop()
 		}
+	case *actor.Stopped:
+		s.sys.sessions.Add(-1)
 	case *createSession:
 		s.routed()
 		s.create(ctx, msg)
@@ -275,10 +278,15 @@ func (s *sessionActor) event(kind events.Kind, data any) events.Event {
 func (s *sessionActor) append(evs ...events.Event) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.sys.cfg.StoreTimeout)
 	defer cancel()
+	start := time.Now()
 	pos, err := s.sys.cfg.Store.Append(ctx, s.id, s.st.pos, evs...)
+	s.sys.appends.Add(1)
+	s.sys.appendNanos.Add(uint64(time.Since(start)))
 	if err != nil {
+		s.sys.appendErrors.Add(1)
 		return err
 	}
+	s.sys.appendEvents.Add(uint64(len(evs)))
 	s.st.pos = pos
 	for _, ev := range evs {
 		if err := s.st.apply(ev); err != nil {
@@ -497,6 +505,8 @@ func (s *sessionActor) delta(ctx actor.Context, m *genDelta) {
 	}
 	off := len(g.live)
 	g.live = append(g.live, m.text...)
+	s.sys.deltas.Add(1)
+	s.sys.deltaBytes.Add(uint64(len(m.text)))
 	s.broadcast(ctx, DeltaFrame(s.id, g.gen, off, m.text, s.lastVisible()))
 	switch {
 	case len(g.live)-g.persisted >= s.sys.cfg.ChunkBytes:
@@ -603,6 +613,7 @@ func (s *sessionActor) end(ctx actor.Context, kind events.Kind, data any) {
 		s.st.end(g.gen, string(g.live), StateFailed)
 		return
 	}
+	s.sys.ended[endIndex(kind)].Add(1)
 	s.broadcast(ctx, EventFrame(ev))
 	s.putIndex()
 }

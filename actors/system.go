@@ -143,21 +143,87 @@ type System struct {
 	passivations atomic.Uint64
 	rehydrations atomic.Uint64
 	connections  atomic.Int64
+	sessions     atomic.Int64 // session actors alive
+	generations  atomic.Int64 // generation actors alive
+	appends      atomic.Uint64
+	appendEvents atomic.Uint64
+	appendNanos  atomic.Uint64
+	appendErrors atomic.Uint64
+	deltas       atomic.Uint64
+	deltaBytes   atomic.Uint64
+	ended        [numEndKinds]atomic.Uint64
 }
 
-// Stats counts what the registry did since the system started.
+// Terminal kinds counted in Stats.Ended, in this order.
+const (
+	endCompleted = iota
+	endStopped
+	endFailed
+	endInterrupted
+	numEndKinds
+)
+
+func endIndex(k events.Kind) int {
+	switch k {
+	case events.KindGenerationCompleted:
+		return endCompleted
+	case events.KindGenerationStopped:
+		return endStopped
+	case events.KindGenerationFailed:
+		return endFailed
+	}
+	return endInterrupted
+}
+
+// Stats is what the system holds now and has done since it started, for
+// metrics and tests.
 type Stats struct {
 	// Connections is how many connection actors are alive now.
 	Connections int64
+	// Sessions is how many session actors are in memory now.
+	Sessions int64
+	// Generations is how many generations are running now, waiting in
+	// line included.
+	Generations int64
+	// Queued is how many generations wait in line for their model now.
+	Queued int
 	// Passivations is how many idle session actors were stopped.
 	Passivations uint64
 	// Rehydrations is how many session actors were rebuilt from the log.
 	Rehydrations uint64
+	// Appends is how many writes session actors made to the event log,
+	// AppendEvents how many events they carried, AppendSeconds the time
+	// they took in all, AppendErrors how many failed.
+	Appends, AppendEvents, AppendErrors uint64
+	AppendSeconds                       float64
+	// Deltas and DeltaBytes count live reply text fanned out to clients
+	// (once per delta, whatever the number of attached connections).
+	Deltas, DeltaBytes uint64
+	// Completed, Stopped, Failed and Interrupted count generations by how
+	// they ended.
+	Completed, Stopped, Failed, Interrupted uint64
 }
 
-// Stats returns the registry's counters.
+// Stats returns the system's gauges and counters.
 func (s *System) Stats() Stats {
-	return Stats{Connections: s.connections.Load(), Passivations: s.passivations.Load(), Rehydrations: s.rehydrations.Load()}
+	return Stats{
+		Connections:   s.connections.Load(),
+		Sessions:      s.sessions.Load(),
+		Generations:   s.generations.Load(),
+		Queued:        s.gate.Waiting(),
+		Passivations:  s.passivations.Load(),
+		Rehydrations:  s.rehydrations.Load(),
+		Appends:       s.appends.Load(),
+		AppendEvents:  s.appendEvents.Load(),
+		AppendErrors:  s.appendErrors.Load(),
+		AppendSeconds: float64(s.appendNanos.Load()) / 1e9,
+		Deltas:        s.deltas.Load(),
+		DeltaBytes:    s.deltaBytes.Load(),
+		Completed:     s.ended[endCompleted].Load(),
+		Stopped:       s.ended[endStopped].Load(),
+		Failed:        s.ended[endFailed].Load(),
+		Interrupted:   s.ended[endInterrupted].Load(),
+	}
 }
 
 // New starts a System.

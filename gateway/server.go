@@ -13,6 +13,7 @@ import (
 
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleyhq/parley/actors"
 )
@@ -56,6 +57,9 @@ type Config struct {
 	// Details adds fields to the /readyz body (provider, model server).
 	// Zero value means none.
 	Details func() map[string]any
+	// Metrics is the registry /metrics serves; Parley's collectors are
+	// registered on it. Zero value means a new registry.
+	Metrics *prometheus.Registry
 	// Logger receives structured logs. Zero value means slog.Default().
 	Logger *slog.Logger
 }
@@ -76,6 +80,9 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[*websocket.Conn]struct{} // open WebSockets, for pings and shutdown
 	sse   map[net.Conn]*sseStream      // open SSE streams by nbio connection
+
+	counters gatewayCounters
+	metrics  http.Handler
 
 	draining  atomic.Bool
 	stopPing  chan struct{}
@@ -117,6 +124,11 @@ func New(cfg Config) (*Server, error) {
 		sse:      make(map[net.Conn]*sseStream),
 		stopPing: make(chan struct{}),
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+		s.cfg.Metrics = cfg.Metrics
+	}
+	s.metrics = s.newMetrics(cfg.Metrics)
 	routeNBIOLogs(cfg.Logger)
 	s.upgrader = s.newUpgrader()
 	s.engine = nbhttp.NewEngine(nbhttp.Config{
@@ -266,6 +278,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/models", s.handleModels)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	mux.Handle("GET /metrics", s.metrics)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &actors.Error{Code: actors.CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})

@@ -118,6 +118,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		raw = hc.Conn
 	}
 	_ = raw.SetReadDeadline(time.Time{})
+	s.counters.sseOpened.Add(1)
 	st := &sseStream{conn: raw}
 	head := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"+
 		"X-Accel-Buffering: no\r\nConnection: keep-alive\r\nDate: %s\r\n\r\n: stream %s\n\n",

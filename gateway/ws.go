@@ -55,6 +55,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("websocket upgrade failed", slog.Any(logKeyError, err))
 		return
 	}
+	s.counters.wsOpened.Add(1)
 	c.SetSession(s.cfg.System.Connect(user, wsSink{c}))
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
@@ -70,12 +71,15 @@ func (s *Server) onMessage(c *websocket.Conn, mt websocket.MessageType, data []b
 	if !ok {
 		return
 	}
+	s.counters.frames.Add(1)
 	if mt != websocket.TextMessage {
+		s.counters.badFrames.Add(1)
 		writeFrame(c, actors.ErrorFrame("", "", actors.Errorf(actors.CodeBadRequest, "binary frames are not accepted; send JSON text frames")))
 		return
 	}
 	cmd, e := decodeCommand(data)
 	if e != nil {
+		s.counters.badFrames.Add(1)
 		writeFrame(c, actors.ErrorFrame(cmd.ID, cmd.Session, e))
 		return
 	}

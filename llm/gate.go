@@ -170,3 +170,14 @@ func (g *Gate) Stats(model string) GateStats {
 	}
 	return GateStats{Running: q.running, Waiting: len(q.waiting)}
 }
+
+// Waiting is how many callers wait in line, over all models.
+func (g *Gate) Waiting() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, q := range g.models {
+		n += len(q.waiting)
+	}
+	return n
+}
