@@ -61,7 +61,7 @@ func (p *Provider) classify(err error) error {
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {
 		return &llm.Error{
-			Code:    llm.CodeUpstreamUnavailable,
+			Code:      llm.CodeUpstreamUnavailable,
 			Message:   fmt.Sprintf("cannot reach Ollama at %s", p.base.Redacted()),
 			Err:       err,
 			Retryable: true,
