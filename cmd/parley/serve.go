@@ -20,6 +20,7 @@ import (
 	"github.com/parleyhq/parley/gateway"
 	"github.com/parleyhq/parley/llm"
 	"github.com/parleyhq/parley/llm/ollama"
+	"github.com/parleyhq/parley/llm/openai"
 )
 
 // eventLog is a connection to JetStream: embedded or external.
@@ -124,14 +125,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 
-	prov, err := ollama.New(ollama.Config{
-		BaseURL:           cfg.OllamaHost,
-		ConnectTimeout:    cfg.UpstreamConnectTimeout,
-		FirstTokenTimeout: cfg.UpstreamFirstTokenTimeout,
-		IdleTimeout:       cfg.UpstreamIdleTimeout,
-		TotalTimeout:      cfg.UpstreamTotalTimeout,
-		Logger:            log,
-	})
+	prov, err := newModelServer(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -218,16 +212,71 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
+// modelServer is the provider serve runs: one it can describe on the
+// start line and close.
+type modelServer interface {
+	llm.Provider
+	BaseURL() string
+	Close() error
+}
+
+// newModelServer builds the provider PARLEY_PROVIDER names.
+func newModelServer(cfg config.Config, log *slog.Logger) (modelServer, error) {
+	switch cfg.Provider {
+	case config.ProviderOpenAI:
+		p, err := openai.New(openai.Config{
+			BaseURL:           cfg.OpenAIBaseURL,
+			APIKey:            cfg.OpenAIAPIKey,
+			ConnectTimeout:    cfg.UpstreamConnectTimeout,
+			FirstTokenTimeout: cfg.UpstreamFirstTokenTimeout,
+			IdleTimeout:       cfg.UpstreamIdleTimeout,
+			TotalTimeout:      cfg.UpstreamTotalTimeout,
+			Logger:            log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
+	case config.ProviderOllama:
+		p, err := ollama.New(ollama.Config{
+			BaseURL:           cfg.OllamaHost,
+			ConnectTimeout:    cfg.UpstreamConnectTimeout,
+			FirstTokenTimeout: cfg.UpstreamFirstTokenTimeout,
+			IdleTimeout:       cfg.UpstreamIdleTimeout,
+			TotalTimeout:      cfg.UpstreamTotalTimeout,
+			Logger:            log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
+	return nil, fmt.Errorf("PARLEY_PROVIDER=%q: no such provider", cfg.Provider)
+}
+
 // checkModelServer asks the model server whether it answers and has the
 // default model. Neither is fatal: Parley serves history without it and
 // reports upstream_unavailable on sends. It returns a note for the start
 // line.
-func checkModelServer(ctx context.Context, prov *ollama.Provider, cfg config.Config, log *slog.Logger) string {
+func checkModelServer(ctx context.Context, prov modelServer, cfg config.Config, log *slog.Logger) string {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	// Where the server is configured, and how to get the model.
+	urlVar, start, fix, pull := "OLLAMA_HOST", "Start Ollama (`ollama serve`) or point OLLAMA_HOST at it",
+		"Check OLLAMA_HOST", "run `ollama pull "+cfg.Model+"` or set PARLEY_MODEL"
+	if cfg.Provider == config.ProviderOpenAI {
+		urlVar, start, fix, pull = "PARLEY_OPENAI_BASE_URL", "Check PARLEY_OPENAI_BASE_URL",
+			"Check PARLEY_OPENAI_API_KEY (or OPENAI_API_KEY) and PARLEY_OPENAI_BASE_URL", "set PARLEY_MODEL to one the server lists"
+	}
 	if err := prov.Check(ctx); err != nil {
-		log.Warn("the model server does not answer; chats will fail with upstream_unavailable until it does. Start Ollama (`ollama serve`) or point OLLAMA_HOST at it",
-			slog.String("OLLAMA_HOST", prov.BaseURL()), slog.Any("error", err))
+		if llm.CodeOf(err) == llm.CodeUpstreamError {
+			// It answered, with an error status (a wrong API key, say).
+			log.Warn("the model server refused the check; chats will fail until that is fixed. "+fix,
+				slog.String(urlVar, prov.BaseURL()), slog.Any("error", err))
+			return "  [model server refused: " + checkStatus(err) + "]"
+		}
+		log.Warn("the model server does not answer; chats will fail with upstream_unavailable until it does. "+start,
+			slog.String(urlVar, prov.BaseURL()), slog.Any("error", err))
 		return "  [model server not answering]"
 	}
 	models, err := prov.Models(ctx)
@@ -235,11 +284,20 @@ func checkModelServer(ctx context.Context, prov *ollama.Provider, cfg config.Con
 		return ""
 	}
 	if !hasModel(models, cfg.Model) {
-		log.Warn("the model server does not have the default model; run `ollama pull "+cfg.Model+"` or set PARLEY_MODEL",
+		log.Warn("the model server does not have the default model; "+pull,
 			slog.String("PARLEY_MODEL", cfg.Model), slog.Any("available", models))
 		return "  [model " + cfg.Model + " not found]"
 	}
 	return ""
+}
+
+// checkStatus is the HTTP status of a refused check, or "error".
+func checkStatus(err error) string {
+	var se *openai.StatusError
+	if errors.As(err, &se) && se.Status != "" {
+		return se.Status
+	}
+	return "error"
 }
 
 // hasModel matches Ollama names, where "x" means "x:latest".
