@@ -27,6 +27,16 @@ const (
 	DefaultTotalTimeout      = upstream.DefaultTotalTimeout
 )
 
+// After [DONE], Stream reads on for at most drainTimeout and
+// maxDrainBytes to let the connection be reused.
+const (
+	drainTimeout  = 100 * time.Millisecond
+	maxDrainBytes = 4 << 10
+)
+
+// errDrainTimeout ends the read after [DONE] when the body does not end.
+var errDrainTimeout = errors.New("openai: the body went on after [DONE]")
+
 // maxEventBytes caps one SSE event's data. A chunk carries a token or a
 // few; 8 MiB leaves room for servers that send a whole reply in one.
 const maxEventBytes = 8 << 20
@@ -290,6 +300,15 @@ func (p *Provider) Stream(ctx context.Context, req llm.Request, onDelta func(llm
 		}
 	}
 	wd.Stop()
+	if st.done {
+		// Read what follows [DONE], normally only the end of the chunked
+		// encoding, which may arrive a moment later, so the connection
+		// goes back to the pool (no new TCP and TLS handshake for the next
+		// generation). A server that keeps the body open is cut off.
+		t := time.AfterFunc(drainTimeout, func() { cancel(errDrainTimeout) })
+		_, _ = io.Copy(io.Discard, io.LimitReader(sse.br, maxDrainBytes))
+		t.Stop()
+	}
 
 	switch {
 	case st.errObj != nil:

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"testing"
 	"time"
@@ -522,4 +523,47 @@ func TestConfig(t *testing.T) {
 			t.Errorf("error shows credentials: %v", err)
 		}
 	}
+}
+
+// TestConnectionReuse: a stream read to its [DONE] leaves its connection
+// for the next request (no new TCP or TLS handshake per generation).
+func TestConnectionReuse(t *testing.T) {
+	t.Parallel()
+	for _, flavor := range []testkit.OpenAIFlavor{ollamaFlavor, openaiFlavor} {
+		t.Run(flavor.String(), func(t *testing.T) {
+			t.Parallel()
+			up := testkit.NewScriptedOpenAI(t, testkit.ScriptedOpenAIConfig{Flavor: flavor})
+			p := provider(t, up.URL(), openai.Config{})
+			var reused []bool
+			ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+				GotConn: func(info httptrace.GotConnInfo) { reused = append(reused, info.Reused) },
+			})
+			for range 3 {
+				if got := stream(t, p, ctx, req); got.err != nil {
+					t.Fatal(got.err)
+				}
+			}
+			if len(reused) != 3 || reused[0] || !reused[1] || !reused[2] {
+				t.Errorf("connections reused: %v, want [false true true]", reused)
+			}
+		})
+	}
+}
+
+// TestBodyOpenAfterDone: a server that keeps the response open after
+// [DONE] does not hold up the completed reply; its request is cut.
+func TestBodyOpenAfterDone(t *testing.T) {
+	t.Parallel()
+	up := testkit.NewScriptedOpenAI(t, testkit.ScriptedOpenAIConfig{})
+	up.Push(testkit.Script{testkit.StepContent("ab"), testkit.StepFinish("stop"), testkit.StepDoneMarker(), testkit.StepBlock()})
+	p := provider(t, up.URL(), openai.Config{})
+	start := time.Now()
+	got := stream(t, p, context.Background(), req)
+	if got.err != nil || got.text != "ab" || got.res.DoneReason != "stop" {
+		t.Fatalf("%+v", got)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("Stream returned after %v", el)
+	}
+	up.WaitCancelled(t, 1)
 }
