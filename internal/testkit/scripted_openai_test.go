@@ -602,3 +602,29 @@ func TestScriptedOpenAIMatchesRealOllama(t *testing.T) {
 		}
 	}
 }
+
+// TestScriptedOllamaStepHeader: StepHeader works on ScriptedOllama too
+// (a proxy in front of Ollama may send Retry-After), and the OpenAI-only
+// steps are refused loudly there rather than skipped.
+func TestScriptedOllamaStepHeader(t *testing.T) {
+	t.Parallel()
+	s := NewScriptedOllama(t, ScriptedConfig{})
+	s.Push(Script{StepHeader("Retry-After", "9"), StepErrorStatus(503, "busy")})
+	req, _ := http.NewRequest(http.MethodPost, s.URL()+"/api/chat", strings.NewReader(`{"model":"m","messages":[]}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "9" {
+		t.Errorf("%d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	func() {
+		defer func() {
+			if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "not an Ollama step") {
+				t.Errorf("recovered %v, want a panic naming the step", r)
+			}
+		}()
+		(&player{}).step(StepFinish("stop"))
+	}()
+}
