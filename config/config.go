@@ -38,6 +38,10 @@ const (
 // Provider names accepted in PARLEY_PROVIDER.
 const (
 	ProviderOllama = "ollama"
+	// ProviderOpenAI is any OpenAI-compatible /v1/chat/completions
+	// endpoint (OpenAI, vLLM, llama.cpp's server, OpenRouter, Groq,
+	// Ollama's /v1), at OpenAIBaseURL.
+	ProviderOpenAI = "openai"
 	// ProviderSim is the deterministic simulated model (llm/sim), for load
 	// tests and demos. It is only ever chosen explicitly.
 	ProviderSim = "sim"
@@ -47,6 +51,7 @@ const (
 // error message shows them. Adding a provider is one line here.
 var providers = []string{
 	ProviderOllama,
+	ProviderOpenAI,
 	ProviderSim,
 }
 
@@ -103,10 +108,10 @@ type Config struct {
 	// 2m). Zero value is invalid.
 	SyncInterval time.Duration
 
-	// Provider is the model provider for new generations: "ollama", or
-	// "sim" for the simulated model (load tests and demos; replies are
-	// labelled as simulated). PARLEY_PROVIDER. Default "ollama". Zero value
-	// is invalid.
+	// Provider is the model provider for new generations: "ollama",
+	// "openai", or "sim" for the simulated model (load tests and demos;
+	// replies are labelled as simulated). PARLEY_PROVIDER. Default
+	// "ollama". Zero value is invalid.
 	Provider string
 
 	// OllamaHost is the base URL of the Ollama server, always in the form
@@ -116,6 +121,21 @@ type Config struct {
 	// an unspecified address (0.0.0.0, ::) means loopback. Default
 	// http://127.0.0.1:11434. Zero value is invalid.
 	OllamaHost string
+
+	// OpenAIBaseURL is the base URL of the OpenAI-compatible API, up to and
+	// including its version path: https://api.openai.com/v1,
+	// https://openrouter.ai/api/v1, http://127.0.0.1:11434/v1 (Ollama),
+	// http://127.0.0.1:8000/v1 (vLLM). Used with Provider "openai".
+	// PARLEY_OPENAI_BASE_URL. Default https://api.openai.com/v1. Zero value
+	// is invalid.
+	OpenAIBaseURL string
+
+	// OpenAIAPIKey is sent as a bearer token to OpenAIBaseURL.
+	// PARLEY_OPENAI_API_KEY, or OPENAI_API_KEY when that is unset. Required
+	// for api.openai.com; local servers usually need none. Zero value
+	// means no Authorization header. Secret: never logged or echoed in
+	// errors, and has no flag.
+	OpenAIAPIKey string
 
 	// Model is the model for new sessions that do not name one.
 	// PARLEY_MODEL. Default "llama3.2". Zero value is invalid.
@@ -249,6 +269,7 @@ func Default() Config {
 		SyncInterval:              time.Second,
 		Provider:                  ProviderOllama,
 		OllamaHost:                "http://127.0.0.1:11434",
+		OpenAIBaseURL:             "https://api.openai.com/v1",
 		Model:                     "llama3.2",
 		UpstreamConnectTimeout:    5 * time.Second,
 		UpstreamFirstTokenTimeout: 5 * time.Minute,
@@ -273,6 +294,8 @@ func Default() Config {
 }
 
 // FromEnv returns Default with every variable that getenv reports applied.
+// A variable with a fallback (PARLEY_OPENAI_API_KEY falls back to
+// OPENAI_API_KEY) reads the fallback only when it is itself unset.
 // It is the only place the program reads its environment; pass os.Getenv
 // (nil means os.Getenv) or, in tests, a map lookup. A variable that is empty
 // or only spaces counts as unset; surrounding spaces are ignored.
@@ -291,7 +314,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	listenSet := false
 	for i := range vars {
 		v := &vars[i]
+		name := v.env
 		s := strings.TrimSpace(getenv(v.env))
+		if s == "" && v.fallback != "" {
+			name, s = v.fallback, strings.TrimSpace(getenv(v.fallback))
+		}
 		if s == "" {
 			continue
 		}
@@ -299,7 +326,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			listenSet = true
 		}
 		if err := v.set(&c, s); err != nil {
-			errs = append(errs, v.invalid(s, err.Error()))
+			ve := v.invalid(s, err.Error())
+			ve.Var = name
+			errs = append(errs, ve)
 		}
 	}
 	if port := strings.TrimSpace(getenv(envPort)); port != "" && !listenSet {
@@ -354,9 +383,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // EnvVars returns the names of every environment variable FromEnv reads, in
 // documentation order.
 func EnvVars() []string {
-	names := make([]string, 0, len(vars)+1)
+	names := make([]string, 0, len(vars)+2)
 	for i := range vars {
 		names = append(names, vars[i].env)
+		if vars[i].fallback != "" {
+			names = append(names, vars[i].fallback)
+		}
 		if vars[i].env == envListen {
 			names = append(names, envPort)
 		}

@@ -20,6 +20,8 @@ const (
 	keyA   = "ka-0123456789abcdef"
 	keyB   = "kb-0123456789abcdef"
 	secret = "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t"
+	// openaiKey looks like an OpenAI project key.
+	openaiKey = "sk-proj-0123456789abcdefXYZ"
 )
 
 // env turns pairs of name, value into a getenv function.
@@ -92,6 +94,8 @@ func TestDefaults(t *testing.T) {
 		"PARLEY_SYNC_INTERVAL":                "1s",
 		"PARLEY_PROVIDER":                     "ollama",
 		"OLLAMA_HOST":                         "http://127.0.0.1:11434",
+		"PARLEY_OPENAI_BASE_URL":              "https://api.openai.com/v1",
+		"PARLEY_OPENAI_API_KEY":               "",
 		"PARLEY_MODEL":                        "llama3.2",
 		"PARLEY_UPSTREAM_CONNECT_TIMEOUT":     "5s",
 		"PARLEY_UPSTREAM_FIRST_TOKEN_TIMEOUT": "5m0s",
@@ -172,6 +176,18 @@ func TestFromEnvGood(t *testing.T) {
 			c.SimFaults = sim.Faults{Unavailable: sim.Select{Every: 10}, RetryAfter: time.Second, Cut: sim.Select{Every: 1}, CutAfter: 50}
 		}},
 		{"sim settings with ollama are accepted", []string{"PARLEY_PROVIDER", "ollama", "PARLEY_SIM_REPLY_TOKENS", "5"}, func(c *Config) { c.SimReplyTokens = 5 }},
+		{"provider openai with key", []string{"PARLEY_PROVIDER", "OpenAI", "PARLEY_OPENAI_API_KEY", openaiKey},
+			func(c *Config) { c.Provider = ProviderOpenAI; c.OpenAIAPIKey = openaiKey }},
+		{"provider openai with OPENAI_API_KEY", []string{"PARLEY_PROVIDER", "openai", "OPENAI_API_KEY", openaiKey},
+			func(c *Config) { c.Provider = ProviderOpenAI; c.OpenAIAPIKey = openaiKey }},
+		{"PARLEY_OPENAI_API_KEY wins over OPENAI_API_KEY", []string{"PARLEY_PROVIDER", "openai", "PARLEY_OPENAI_API_KEY", openaiKey, "OPENAI_API_KEY", "sk-other"},
+			func(c *Config) { c.Provider = ProviderOpenAI; c.OpenAIAPIKey = openaiKey }},
+		{"blank PARLEY_OPENAI_API_KEY falls back", []string{"PARLEY_PROVIDER", "openai", "PARLEY_OPENAI_API_KEY", "  ", "OPENAI_API_KEY", openaiKey},
+			func(c *Config) { c.Provider = ProviderOpenAI; c.OpenAIAPIKey = openaiKey }},
+		{"provider openai on ollama's /v1 needs no key", []string{"PARLEY_PROVIDER", "openai", "PARLEY_OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"},
+			func(c *Config) { c.Provider = ProviderOpenAI; c.OpenAIBaseURL = "http://127.0.0.1:11434/v1" }},
+		{"openai base url unused with ollama", []string{"PARLEY_OPENAI_BASE_URL", "https://openrouter.ai/api/v1"},
+			func(c *Config) { c.OpenAIBaseURL = "https://openrouter.ai/api/v1" }},
 		{"model", []string{"PARLEY_MODEL", "qwen2.5:0.5b"}, func(c *Config) { c.Model = "qwen2.5:0.5b" }},
 		{"connect timeout", []string{"PARLEY_UPSTREAM_CONNECT_TIMEOUT", "1500ms"}, func(c *Config) { c.UpstreamConnectTimeout = 1500 * time.Millisecond }},
 		{"first token timeout", []string{"PARLEY_UPSTREAM_FIRST_TOKEN_TIMEOUT", "30s"}, func(c *Config) { c.UpstreamFirstTokenTimeout = 30 * time.Second }},
@@ -238,8 +254,13 @@ func TestBadValues(t *testing.T) {
 		{"nats listen all interfaces", []string{"PARLEY_NATS_LISTEN", ":4222"}, "PARLEY_NATS_LISTEN", "must be on loopback"},
 		{"sync interval unitless", []string{"PARLEY_SYNC_INTERVAL", "1"}, "PARLEY_SYNC_INTERVAL", "Go duration"},
 		{"sync interval zero", []string{"PARLEY_SYNC_INTERVAL", "0s"}, "PARLEY_SYNC_INTERVAL", "positive"},
-		{"provider openai not yet", []string{"PARLEY_PROVIDER", "openai"}, "PARLEY_PROVIDER", "want one of: ollama, sim"},
-		{"provider simulated", []string{"PARLEY_PROVIDER", "simulated"}, "PARLEY_PROVIDER", "want one of: ollama, sim"},
+		{"provider unknown", []string{"PARLEY_PROVIDER", "anthropic"}, "PARLEY_PROVIDER", "want one of: ollama, openai, sim"},
+		{"provider simulated", []string{"PARLEY_PROVIDER", "simulated"}, "PARLEY_PROVIDER", "want one of: ollama, openai, sim"},
+		{"openai without a key", []string{"PARLEY_PROVIDER", "openai"}, "PARLEY_OPENAI_API_KEY", "needs an API key: set PARLEY_OPENAI_API_KEY or OPENAI_API_KEY"},
+		{"openai base url scheme", []string{"PARLEY_OPENAI_BASE_URL", "127.0.0.1:11434/v1"}, "PARLEY_OPENAI_BASE_URL", "http(s) URL"},
+		{"openai base url no host", []string{"PARLEY_OPENAI_BASE_URL", "https:///v1"}, "PARLEY_OPENAI_BASE_URL", "http(s) URL"},
+		{"openai key with a line break", []string{"PARLEY_OPENAI_API_KEY", "sk-abc\ndef"}, "PARLEY_OPENAI_API_KEY", "line breaks"},
+		{"OPENAI_API_KEY named in its error", []string{"OPENAI_API_KEY", "sk-abc def"}, "OPENAI_API_KEY", "spaces"},
 		{"ollama bad scheme", []string{"OLLAMA_HOST", "ftp://box"}, "OLLAMA_HOST", "http or https"},
 		{"ollama bad port", []string{"OLLAMA_HOST", "box:99999"}, "OLLAMA_HOST", "port"},
 		{"ollama query", []string{"OLLAMA_HOST", "http://box:1/x?y"}, "OLLAMA_HOST", "query"},
@@ -502,6 +523,15 @@ func TestSecretsNeverEchoed(t *testing.T) {
 		}
 	}
 
+	// So is an OpenAI key, whichever variable it came from.
+	for _, name := range []string{"PARLEY_OPENAI_API_KEY", "OPENAI_API_KEY"} {
+		_, err := FromEnv(env(name, "sk-hidden-value 123"))
+		errs := validationErrors(t, err)
+		if len(errs) != 1 || errs[0].Var != name || errs[0].Value != "" || strings.Contains(err.Error(), "sk-hidden") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+
 	// A duplicate key is reported by position only.
 	_, err = FromEnv(env("PARLEY_API_KEYS", keyA+":alice,"+keyA+":bob"))
 	if err == nil || strings.Contains(err.Error(), keyA) {
@@ -514,15 +544,17 @@ func TestSecretsNeverEchoed(t *testing.T) {
 	c.APIKeys = map[string]string{keyA: "alice"}
 	c.JWTSecret = secret
 	c.NATSURL = "nats://parley:pa55word@n1:4222,nats://n2:4222"
+	c.OpenAIAPIKey = openaiKey
+	c.OpenAIBaseURL = "https://proxy:pr0xypass@llm.example/v1"
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
 	for _, out := range []string{buf.String(), c.String()} {
-		for _, s := range []string{keyA, secret, "pa55word"} {
+		for _, s := range []string{keyA, secret, "pa55word", openaiKey, "pr0xypass"} {
 			if strings.Contains(out, s) {
 				t.Errorf("output shows secret %q:\n%s", s, out)
 			}
 		}
-		for _, s := range []string{"PARLEY_LISTEN", "127.0.0.1:8080", "[redacted]", "n1:4222", "n2:4222"} {
+		for _, s := range []string{"PARLEY_LISTEN", "127.0.0.1:8080", "[redacted]", "n1:4222", "n2:4222", "PARLEY_OPENAI_API_KEY", "llm.example/v1"} {
 			if !strings.Contains(out, s) {
 				t.Errorf("output lacks %q:\n%s", s, out)
 			}
@@ -670,7 +702,7 @@ func TestEnvVars(t *testing.T) {
 		}
 		seen[n] = true
 	}
-	for _, n := range []string{"PARLEY_LISTEN", "PORT", "OLLAMA_HOST", "PARLEY_API_KEYS", "PARLEY_LOG_FORMAT"} {
+	for _, n := range []string{"PARLEY_LISTEN", "PORT", "OLLAMA_HOST", "PARLEY_OPENAI_BASE_URL", "PARLEY_OPENAI_API_KEY", "OPENAI_API_KEY", "PARLEY_API_KEYS", "PARLEY_LOG_FORMAT"} {
 		if !seen[n] {
 			t.Errorf("EnvVars lacks %s", n)
 		}

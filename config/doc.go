@@ -14,8 +14,8 @@
 //
 // Errors are *ValidationError values (Var, Value, Msg), joined with
 // errors.Join when there are several; all wrap ErrInvalid. Secret values
-// (API keys, the JWT secret, NATS URL credentials) never appear in an
-// error, a log line or -help output, and have no flags.
+// (API keys, the OpenAI key, the JWT secret, URL credentials) never
+// appear in an error, a log line or -help output, and have no flags.
 //
 // # Variables
 //
@@ -30,8 +30,10 @@
 //	PARLEY_NATS_URL                      empty (embedded NATS)    nats://host:4222[,nats://…]
 //	PARLEY_NATS_LISTEN                   127.0.0.1:4222           loopback host:port, or off
 //	PARLEY_SYNC_INTERVAL                 1s                       duration: JetStream fsync interval
-//	PARLEY_PROVIDER                      ollama                   ollama, or sim (simulated model: docs/sim.md)
+//	PARLEY_PROVIDER                      ollama                   ollama, openai, or sim (simulated model: docs/sim.md)
 //	OLLAMA_HOST                          http://127.0.0.1:11434   as Ollama reads it: URL, host:port, host, 0.0.0.0
+//	PARLEY_OPENAI_BASE_URL               https://api.openai.com/v1  http(s) URL up to and including /v1
+//	PARLEY_OPENAI_API_KEY                empty (OPENAI_API_KEY)   bearer token; secret; required for api.openai.com
 //	PARLEY_MODEL                         llama3.2                 a model name
 //	PARLEY_UPSTREAM_CONNECT_TIMEOUT      5s                       duration
 //	PARLEY_UPSTREAM_FIRST_TOKEN_TIMEOUT  5m                       duration
@@ -56,7 +58,10 @@
 //
 // With PARLEY_AUTH=token at least one of PARLEY_API_KEYS and
 // PARLEY_JWT_SECRET is required; with none, setting either is an error
-// rather than silently ignored.
+// rather than silently ignored. PARLEY_OPENAI_API_KEY falls back to
+// OPENAI_API_KEY (the OpenAI SDKs' variable) when unset; with
+// PARLEY_PROVIDER=openai and the default api.openai.com base URL, one of
+// them is required.
 //
 // # Concurrency
 //

@@ -25,8 +25,15 @@ const (
 	envAPIKeys    = "PARLEY_API_KEYS"
 	envJWTSecret  = "PARLEY_JWT_SECRET"
 	envPingIntvl  = "PARLEY_WS_PING_INTERVAL"
+	envProvider   = "PARLEY_PROVIDER"
+	envOpenAIURL  = "PARLEY_OPENAI_BASE_URL"
+	envOpenAIKey  = "PARLEY_OPENAI_API_KEY"
+	envOpenAIStd  = "OPENAI_API_KEY" // the OpenAI SDKs' variable, read when envOpenAIKey is unset
 	natsListenOff = "off"
 )
+
+// openAIHost is the host whose API refuses requests without a key.
+const openAIHost = "api.openai.com"
 
 // Limits enforced by Validate.
 const (
@@ -40,9 +47,12 @@ const (
 // parse, print and check it. The vars table drives FromEnv, RegisterFlags,
 // Validate, EnvVars and LogValue alike, so they cannot drift apart.
 type variable struct {
-	env   string // environment variable
-	flag  string // flag name; "" for none (secrets, PORT)
-	usage string // flag usage, one line
+	env string // environment variable
+	// fallback is a second variable FromEnv reads when env is unset
+	// (OPENAI_API_KEY for PARLEY_OPENAI_API_KEY); "" for none.
+	fallback string
+	flag     string // flag name; "" for none (secrets, PORT)
+	usage    string // flag usage, one line
 
 	// set parses a non-empty, trimmed value into c. Its error says what is
 	// accepted, without naming the variable.
@@ -161,7 +171,7 @@ var vars = []variable{
 		"how often JetStream fsyncs; a machine crash can lose this much",
 		func(c *Config) *time.Duration { return &c.SyncInterval }),
 	{
-		env: "PARLEY_PROVIDER", flag: "provider",
+		env: envProvider, flag: "provider",
 		usage: "model provider: " + strings.Join(providers, ", "),
 		set:   func(c *Config, s string) error { c.Provider = strings.ToLower(s); return nil },
 		get:   func(c *Config) string { return c.Provider },
@@ -194,6 +204,35 @@ var vars = []variable{
 			}
 			return ""
 		},
+	},
+	{
+		env: envOpenAIURL, flag: "openai-base-url",
+		usage: "OpenAI-compatible API base URL, up to and including /v1",
+		set: func(c *Config, s string) error {
+			c.OpenAIBaseURL = s
+			return checkOpenAIBaseURL(s)
+		},
+		get:    func(c *Config) string { return c.OpenAIBaseURL },
+		check:  func(c *Config) string { return errString(checkOpenAIBaseURL(c.OpenAIBaseURL)) },
+		redact: redactURLs,
+	},
+	{
+		env: envOpenAIKey, fallback: envOpenAIStd,
+		set: func(c *Config, s string) error { c.OpenAIAPIKey = s; return checkOpenAIKey(s) },
+		get: func(c *Config) string { return c.OpenAIAPIKey },
+		check: func(c *Config) string {
+			if err := checkOpenAIKey(c.OpenAIAPIKey); err != nil {
+				return err.Error()
+			}
+			if c.Provider == ProviderOpenAI && c.OpenAIAPIKey == "" {
+				if u, err := url.Parse(c.OpenAIBaseURL); err == nil && strings.EqualFold(u.Hostname(), openAIHost) {
+					return fmt.Sprintf("%s=%s with %s=%s needs an API key: set %s or %s, or point %s at a server that needs none (e.g. Ollama's http://127.0.0.1:11434/v1)",
+						envProvider, ProviderOpenAI, envOpenAIURL, c.OpenAIBaseURL, envOpenAIKey, envOpenAIStd, envOpenAIURL)
+				}
+			}
+			return ""
+		},
+		secret: true,
 	},
 	{
 		env: "PARLEY_MODEL", flag: "model",
@@ -630,6 +669,26 @@ func normalizeOllamaHost(s string) (string, error) {
 		u.Path = "/" + path
 	}
 	return u.String(), nil
+}
+
+// checkOpenAIBaseURL checks an OpenAI-compatible base URL: http or https,
+// with a host, no fragment.
+func checkOpenAIBaseURL(s string) error {
+	const want = "want an http(s) URL up to and including the API version, such as https://api.openai.com/v1, https://openrouter.ai/api/v1 or http://127.0.0.1:11434/v1"
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
+		return errors.New(want)
+	}
+	return nil
+}
+
+// checkOpenAIKey checks a bearer token for an OpenAI-compatible API: it
+// must fit in one header line. Errors never show the key.
+func checkOpenAIKey(k string) error {
+	if strings.IndexFunc(k, notPrintableOrSpace) >= 0 {
+		return errors.New("the key has spaces or control characters; paste it without quotes or line breaks")
+	}
+	return nil
 }
 
 // parseAPIKeys parses PARLEY_API_KEYS: "key:user,key:user". Spaces around

@@ -20,6 +20,7 @@ import (
 	"github.com/parleyhq/parley/gateway"
 	"github.com/parleyhq/parley/llm"
 	"github.com/parleyhq/parley/llm/ollama"
+	"github.com/parleyhq/parley/llm/openai"
 	"github.com/parleyhq/parley/llm/sim"
 )
 
@@ -226,21 +227,45 @@ type modelServer struct {
 	close   func()
 }
 
+// remoteServer is a provider behind a URL, which serve describes on the
+// start line, checks at start, and closes.
+type remoteServer interface {
+	llm.Provider
+	BaseURL() string
+	Close() error
+}
+
 // openModelServer builds the provider PARLEY_PROVIDER names. Nothing else
 // is ever substituted for it: when Ollama does not answer, serve says so
 // and suggests the simulated model, and still uses Ollama.
 func openModelServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*modelServer, error) {
-	if cfg.Provider == config.ProviderSim {
+	var (
+		prov remoteServer
+		err  error
+	)
+	switch cfg.Provider {
+	case config.ProviderSim:
 		return openSim(cfg, log)
+	case config.ProviderOpenAI:
+		prov, err = openai.New(openai.Config{
+			BaseURL:           cfg.OpenAIBaseURL,
+			APIKey:            cfg.OpenAIAPIKey,
+			ConnectTimeout:    cfg.UpstreamConnectTimeout,
+			FirstTokenTimeout: cfg.UpstreamFirstTokenTimeout,
+			IdleTimeout:       cfg.UpstreamIdleTimeout,
+			TotalTimeout:      cfg.UpstreamTotalTimeout,
+			Logger:            log,
+		})
+	default:
+		prov, err = ollama.New(ollama.Config{
+			BaseURL:           cfg.OllamaHost,
+			ConnectTimeout:    cfg.UpstreamConnectTimeout,
+			FirstTokenTimeout: cfg.UpstreamFirstTokenTimeout,
+			IdleTimeout:       cfg.UpstreamIdleTimeout,
+			TotalTimeout:      cfg.UpstreamTotalTimeout,
+			Logger:            log,
+		})
 	}
-	prov, err := ollama.New(ollama.Config{
-		BaseURL:           cfg.OllamaHost,
-		ConnectTimeout:    cfg.UpstreamConnectTimeout,
-		FirstTokenTimeout: cfg.UpstreamFirstTokenTimeout,
-		IdleTimeout:       cfg.UpstreamIdleTimeout,
-		TotalTimeout:      cfg.UpstreamTotalTimeout,
-		Logger:            log,
-	})
 	if err != nil {
 		return nil, err
 	}
@@ -304,13 +329,26 @@ func openSim(cfg config.Config, log *slog.Logger) (*modelServer, error) {
 // default model. Neither is fatal: Parley serves history without it and
 // reports upstream_unavailable on sends. It returns a note for the start
 // line.
-func checkModelServer(ctx context.Context, prov *ollama.Provider, cfg config.Config, log *slog.Logger) string {
+func checkModelServer(ctx context.Context, prov remoteServer, cfg config.Config, log *slog.Logger) string {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	// Where the server is configured, and how to get the model.
+	urlVar, start, fix, pull := "OLLAMA_HOST", "Start Ollama (`ollama serve`) or point OLLAMA_HOST at it",
+		"Check OLLAMA_HOST", "run `ollama pull "+cfg.Model+"` or set PARLEY_MODEL"
+	if cfg.Provider == config.ProviderOpenAI {
+		urlVar, start, fix, pull = "PARLEY_OPENAI_BASE_URL", "Check PARLEY_OPENAI_BASE_URL",
+			"Check PARLEY_OPENAI_API_KEY (or OPENAI_API_KEY) and PARLEY_OPENAI_BASE_URL", "set PARLEY_MODEL to one the server lists"
+	}
 	if err := prov.Check(ctx); err != nil {
-		log.Warn("the model server does not answer; chats will fail with upstream_unavailable until it does. Start Ollama (`ollama serve`) or point OLLAMA_HOST at it; "+
+		if llm.CodeOf(err) == llm.CodeUpstreamError {
+			// It answered, with an error status (a wrong API key, say).
+			log.Warn("the model server refused the check; chats will fail until that is fixed. "+fix,
+				slog.String(urlVar, prov.BaseURL()), slog.Any("error", err))
+			return "  [model server refused: " + checkStatus(err) + "]"
+		}
+		log.Warn("the model server does not answer; chats will fail with upstream_unavailable until it does. "+start+"; "+
 			"for a demo without a model, run with PARLEY_PROVIDER=sim (simulated replies, labelled as such)",
-			slog.String("OLLAMA_HOST", prov.BaseURL()), slog.Any("error", err))
+			slog.String(urlVar, prov.BaseURL()), slog.Any("error", err))
 		return "  [model server not answering]"
 	}
 	models, err := prov.Models(ctx)
@@ -318,11 +356,20 @@ func checkModelServer(ctx context.Context, prov *ollama.Provider, cfg config.Con
 		return ""
 	}
 	if !hasModel(models, cfg.Model) {
-		log.Warn("the model server does not have the default model; run `ollama pull "+cfg.Model+"` or set PARLEY_MODEL",
+		log.Warn("the model server does not have the default model; "+pull,
 			slog.String("PARLEY_MODEL", cfg.Model), slog.Any("available", models))
 		return "  [model " + cfg.Model + " not found]"
 	}
 	return ""
+}
+
+// checkStatus is the HTTP status of a refused check, or "error".
+func checkStatus(err error) string {
+	var se *openai.StatusError
+	if errors.As(err, &se) && se.Status != "" {
+		return se.Status
+	}
+	return "error"
 }
 
 // hasModel matches Ollama names, where "x" means "x:latest".

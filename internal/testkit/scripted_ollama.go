@@ -636,8 +636,11 @@ func (p *player) step(st Step) bool {
 	case kindDone:
 		p.write(p.doneRecord(st.stats), st, 0)
 		return false
+	case kindHeader:
+		p.w.Header().Add(st.text, string(st.raw))
+		return true
 	}
-	panic(fmt.Sprintf("scripted ollama: unknown step kind %d", st.kind))
+	panic(fmt.Sprintf("scripted ollama: step kind %d is not an Ollama step (StepFinish, StepUsage, StepDoneMarker and StepComment are ScriptedOpenAI's only)", st.kind))
 }
 
 // record encodes r as the real server does: json.Marshal(api.ChatResponse)

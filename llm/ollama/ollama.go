@@ -14,15 +14,16 @@ import (
 	"github.com/ollama/ollama/api"
 
 	"github.com/parleyhq/parley/llm"
+	"github.com/parleyhq/parley/llm/internal/upstream"
 )
 
 // Defaults for the zero values of Config.
 const (
 	DefaultBaseURL           = "http://127.0.0.1:11434"
-	DefaultConnectTimeout    = 5 * time.Second
-	DefaultFirstTokenTimeout = 5 * time.Minute
-	DefaultIdleTimeout       = 2 * time.Minute
-	DefaultTotalTimeout      = 100 * time.Minute
+	DefaultConnectTimeout    = upstream.DefaultConnectTimeout
+	DefaultFirstTokenTimeout = upstream.DefaultFirstTokenTimeout
+	DefaultIdleTimeout       = upstream.DefaultIdleTimeout
+	DefaultTotalTimeout      = upstream.DefaultTotalTimeout
 )
 
 // Log attribute keys.
@@ -97,26 +98,11 @@ func New(cfg Config) (*Provider, error) {
 }
 
 func (c *Config) applyDefaults() error {
-	for _, d := range []struct {
-		name string
-		v    *time.Duration
-		def  time.Duration
-	}{
-		{"ConnectTimeout", &c.ConnectTimeout, DefaultConnectTimeout},
-		{"FirstTokenTimeout", &c.FirstTokenTimeout, DefaultFirstTokenTimeout},
-		{"IdleTimeout", &c.IdleTimeout, DefaultIdleTimeout},
-		{"TotalTimeout", &c.TotalTimeout, DefaultTotalTimeout},
-	} {
-		if *d.v < 0 {
-			return fmt.Errorf("ollama: %s is negative (%v)", d.name, *d.v)
-		}
-		if *d.v == 0 {
-			*d.v = d.def
-		}
+	t := upstream.Timeouts{Connect: c.ConnectTimeout, FirstToken: c.FirstTokenTimeout, Idle: c.IdleTimeout, Total: c.TotalTimeout}
+	if err := t.ApplyDefaults("ollama"); err != nil {
+		return err
 	}
-	if c.TotalTimeout < c.FirstTokenTimeout {
-		return fmt.Errorf("ollama: TotalTimeout (%v) is less than FirstTokenTimeout (%v)", c.TotalTimeout, c.FirstTokenTimeout)
-	}
+	c.ConnectTimeout, c.FirstTokenTimeout, c.IdleTimeout, c.TotalTimeout = t.Connect, t.FirstToken, t.Idle, t.Total
 	if c.BaseURL == "" {
 		c.BaseURL = DefaultBaseURL
 	}
@@ -187,7 +173,7 @@ func (p *Provider) Stream(ctx context.Context, req llm.Request, onDelta func(llm
 	defer cancelTotal()
 	st := &streamTrack{}
 	genCtx = context.WithValue(genCtx, trackKey{}, st)
-	wd := startWatchdog(p.cfg.FirstTokenTimeout, p.cfg.IdleTimeout, cancel)
+	wd := upstream.StartWatchdog(p.cfg.FirstTokenTimeout, p.cfg.IdleTimeout, cancel, ErrFirstTokenTimeout, ErrIdleTimeout)
 
 	var (
 		done   *api.ChatResponse
@@ -197,8 +183,8 @@ func (p *Provider) Stream(ctx context.Context, req llm.Request, onDelta func(llm
 		if done != nil {
 			return nil // nothing follows a done record; ignore if it does
 		}
-		wd.enter()
-		defer wd.leave()
+		wd.Enter()
+		defer wd.Leave()
 		if onDelta != nil && (r.Message.Content != "" || r.Message.Thinking != "") {
 			onDelta(llm.Delta{Text: r.Message.Content, Thinking: r.Message.Thinking})
 		}
@@ -207,7 +193,7 @@ func (p *Provider) Stream(ctx context.Context, req llm.Request, onDelta func(llm
 		}
 		return nil
 	})
-	wd.stop()
+	wd.Stop()
 
 	log := p.log.With(logKeyModel, req.Model)
 	switch {
