@@ -72,6 +72,21 @@ func (c Config) ProviderConcurrency() int {
 	return 16
 }
 
+// DefaultModel is the model of sessions created without one: Model, or
+// when that is empty the provider's own default.
+func (c Config) DefaultModel() string {
+	if c.Model != "" {
+		return c.Model
+	}
+	switch c.Provider {
+	case ProviderOpenAI:
+		return "gpt-4o-mini"
+	case ProviderSim:
+		return "sim"
+	}
+	return "llama3.2"
+}
+
 // Config is Parley's whole configuration. Get one from Default or FromEnv,
 // optionally let flags override it (RegisterFlags), then call Validate before
 // using it. Each field names the environment variable that sets it.
@@ -138,7 +153,9 @@ type Config struct {
 	OpenAIAPIKey string
 
 	// Model is the model for new sessions that do not name one.
-	// PARLEY_MODEL. Default "llama3.2". Zero value is invalid.
+	// PARLEY_MODEL. Default "", which means the provider's default (see
+	// DefaultModel): llama3.2 for Ollama, gpt-4o-mini for OpenAI, sim for
+	// the simulated model.
 	Model string
 
 	// UpstreamConnectTimeout bounds dialling the model server (TCP and TLS).
@@ -270,7 +287,7 @@ func Default() Config {
 		Provider:                  ProviderOllama,
 		OllamaHost:                "http://127.0.0.1:11434",
 		OpenAIBaseURL:             "https://api.openai.com/v1",
-		Model:                     "llama3.2",
+		Model:                     "",
 		UpstreamConnectTimeout:    5 * time.Second,
 		UpstreamFirstTokenTimeout: 5 * time.Minute,
 		UpstreamIdleTimeout:       2 * time.Minute,

@@ -96,7 +96,7 @@ func TestDefaults(t *testing.T) {
 		"OLLAMA_HOST":                         "http://127.0.0.1:11434",
 		"PARLEY_OPENAI_BASE_URL":              "https://api.openai.com/v1",
 		"PARLEY_OPENAI_API_KEY":               "",
-		"PARLEY_MODEL":                        "llama3.2",
+		"PARLEY_MODEL":                        "",
 		"PARLEY_UPSTREAM_CONNECT_TIMEOUT":     "5s",
 		"PARLEY_UPSTREAM_FIRST_TOKEN_TIMEOUT": "5m0s",
 		"PARLEY_UPSTREAM_IDLE_TIMEOUT":        "2m0s",
@@ -372,7 +372,7 @@ func TestSeveralErrorsAreJoined(t *testing.T) {
 
 	c := Default()
 	c.ChunkBytes = 0
-	c.Model = ""
+	c.Model = "two words"
 	errs = validationErrors(t, c.Validate())
 	if len(errs) != 2 || errs[0].Var != "PARLEY_MODEL" || errs[1].Var != "PARLEY_CHUNK_BYTES" {
 		t.Fatalf("Validate errors = %v, want PARLEY_MODEL then PARLEY_CHUNK_BYTES", errs)
@@ -794,6 +794,24 @@ func TestProviderConcurrency(t *testing.T) {
 		c.Provider, c.UpstreamConcurrency = tt.provider, tt.set
 		if got := c.ProviderConcurrency(); got != tt.want {
 			t.Errorf("%s with %d: %d, want %d", tt.provider, tt.set, got, tt.want)
+		}
+	}
+}
+
+func TestDefaultModel(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ provider, model, want string }{
+		{ProviderOllama, "", "llama3.2"},
+		{ProviderOpenAI, "", "gpt-4o-mini"},
+		{ProviderSim, "", "sim"},
+		{ProviderSim, "tiny", "tiny"},
+		{ProviderOllama, "qwen2.5:7b", "qwen2.5:7b"},
+	}
+	for _, tt := range tests {
+		c := Default()
+		c.Provider, c.Model = tt.provider, tt.model
+		if got := c.DefaultModel(); got != tt.want {
+			t.Errorf("%s with %q: %q, want %q", tt.provider, tt.model, got, tt.want)
 		}
 	}
 }

@@ -34,7 +34,7 @@
 //	OLLAMA_HOST                          http://127.0.0.1:11434   as Ollama reads it: URL, host:port, host, 0.0.0.0
 //	PARLEY_OPENAI_BASE_URL               https://api.openai.com/v1  http(s) URL up to and including /v1
 //	PARLEY_OPENAI_API_KEY                empty (OPENAI_API_KEY)   bearer token; secret; required for api.openai.com
-//	PARLEY_MODEL                         llama3.2                 a model name
+//	PARLEY_MODEL                         provider's default      a model name; default llama3.2 (ollama), gpt-4o-mini (openai), sim (sim)
 //	PARLEY_UPSTREAM_CONNECT_TIMEOUT      5s                       duration
 //	PARLEY_UPSTREAM_FIRST_TOKEN_TIMEOUT  5m                       duration
 //	PARLEY_UPSTREAM_IDLE_TIMEOUT         2m                       duration

@@ -240,7 +240,7 @@ var vars = []variable{
 		set:   func(c *Config, s string) error { c.Model = s; return nil },
 		get:   func(c *Config) string { return c.Model },
 		check: func(c *Config) string {
-			if c.Model == "" || strings.IndexFunc(c.Model, notPrintableOrSpace) >= 0 {
+			if strings.IndexFunc(c.Model, notPrintableOrSpace) >= 0 {
 				return "want a model name without spaces, e.g. llama3.2 or qwen2.5:0.5b"
 			}
 			return ""

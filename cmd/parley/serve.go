@@ -133,7 +133,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer ms.close()
 
 	sys, err := actors.New(actors.Config{
-		Store: store, Index: store, Snapshots: store, Provider: ms.prov, DefaultModel: cfg.Model,
+		Store: store, Index: store, Snapshots: store, Provider: ms.prov, DefaultModel: cfg.DefaultModel(),
 		Concurrency:   cfg.ProviderConcurrency(),
 		Retry:         actors.RetryPolicy{Retries: cfg.UpstreamRetries},
 		ContextTokens: cfg.ContextTokens,
@@ -188,7 +188,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		dataDesc = "(external NATS)"
 	}
 	fmt.Fprintf(stdout, "parley listening on http://%s  data %s  %s  model server %s (model %s)%s\n",
-		srv.Addr(), dataDesc, natsDesc, ms.desc, cfg.Model, ms.note)
+		srv.Addr(), dataDesc, natsDesc, ms.desc, cfg.DefaultModel(), ms.note)
 
 	<-ctx.Done()
 	log.Info("shutting down", slog.Duration("grace", cfg.ShutdownTimeout))
@@ -273,7 +273,7 @@ func openModelServer(ctx context.Context, cfg config.Config, log *slog.Logger) (
 		prov:    prov,
 		desc:    prov.Name() + " " + prov.BaseURL(),
 		note:    checkModelServer(ctx, prov, cfg, log),
-		details: map[string]any{"provider": prov.Name(), "simulated": false, "model_server": prov.BaseURL(), "model": cfg.Model},
+		details: map[string]any{"provider": prov.Name(), "simulated": false, "model_server": prov.BaseURL(), "model": cfg.DefaultModel()},
 		close:   func() { _ = prov.Close() },
 	}, nil
 }
@@ -284,8 +284,8 @@ func openModelServer(ctx context.Context, cfg config.Config, log *slog.Logger) (
 // PARLEY_MODEL's name, so that sessions work without changing it, and to
 // "sim".
 func openSim(cfg config.Config, log *slog.Logger) (*modelServer, error) {
-	models := []string{cfg.Model}
-	if !llm.SameModel(cfg.Model, sim.DefaultModel) {
+	models := []string{cfg.DefaultModel()}
+	if !llm.SameModel(cfg.DefaultModel(), sim.DefaultModel) {
 		models = append(models, sim.DefaultModel)
 	}
 	prov, err := sim.New(sim.Config{
@@ -312,7 +312,7 @@ func openSim(cfg config.Config, log *slog.Logger) (*modelServer, error) {
 		details: map[string]any{
 			"provider":  prov.Name(),
 			"simulated": true,
-			"model":     cfg.Model,
+			"model":     cfg.DefaultModel(),
 			"models":    models,
 			"sim": map[string]any{
 				"ttft_ms":           cfg.SimTTFT.Milliseconds(),
@@ -334,7 +334,7 @@ func checkModelServer(ctx context.Context, prov remoteServer, cfg config.Config,
 	defer cancel()
 	// Where the server is configured, and how to get the model.
 	urlVar, start, fix, pull := "OLLAMA_HOST", "Start Ollama (`ollama serve`) or point OLLAMA_HOST at it",
-		"Check OLLAMA_HOST", "run `ollama pull "+cfg.Model+"` or set PARLEY_MODEL"
+		"Check OLLAMA_HOST", "run `ollama pull "+cfg.DefaultModel()+"` or set PARLEY_MODEL"
 	if cfg.Provider == config.ProviderOpenAI {
 		urlVar, start, fix, pull = "PARLEY_OPENAI_BASE_URL", "Check PARLEY_OPENAI_BASE_URL",
 			"Check PARLEY_OPENAI_API_KEY (or OPENAI_API_KEY) and PARLEY_OPENAI_BASE_URL", "set PARLEY_MODEL to one the server lists"
@@ -355,10 +355,10 @@ func checkModelServer(ctx context.Context, prov remoteServer, cfg config.Config,
 	if err != nil {
 		return ""
 	}
-	if !hasModel(models, cfg.Model) {
+	if !hasModel(models, cfg.DefaultModel()) {
 		log.Warn("the model server does not have the default model; "+pull,
-			slog.String("PARLEY_MODEL", cfg.Model), slog.Any("available", models))
-		return "  [model " + cfg.Model + " not found]"
+			slog.String("PARLEY_MODEL", cfg.DefaultModel()), slog.Any("available", models))
+		return "  [model " + cfg.DefaultModel() + " not found]"
 	}
 	return ""
 }
