@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,7 +19,7 @@ import (
 
 // benchSystem is a System on a real embedded JetStream with the scripted
 // Ollama as its provider.
-func benchSystem(b *testing.B, snaps bool) (*System, *events.JetStreamStore, *testkit.ScriptedOllama) {
+func benchSystem(b testing.TB, snaps bool) (*System, *events.JetStreamStore, *testkit.ScriptedOllama) {
 	b.Helper()
 	store := testkit.NewNATS(b, "", "").Store(b)
 	up := testkit.NewScriptedOllama(b, testkit.ScriptedConfig{})
@@ -302,4 +303,70 @@ func BenchmarkTokenHandoff(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tokens), "ns/token")
 	})
+}
+
+// countSink is a Sink that counts what it is given and keeps nothing.
+type countSink struct{ acks atomic.Int64 }
+
+func (s *countSink) Write(f *Frame) {
+	if f.Type == FrameAck {
+		s.acks.Add(1)
+	}
+}
+func (s *countSink) Close(int, string) {}
+
+// BenchmarkIdleConnection measures the live heap one idle connection
+// actor attached to a session costs (the actor, its mailbox and process
+// registration, its attach bookkeeping here and in the session actor),
+// the actors' share of the 2.5 KiB budget per idle WebSocket. The
+// gateway's share (nbio's connection, its WebSocket state and timers) is
+// measured by `bench/run.sh profile`.
+func BenchmarkIdleConnection(b *testing.B) {
+	sys, _, _ := benchSystem(b, true)
+	ctx := context.Background()
+	const sessions = 100
+	ids := make([]string, sessions)
+	for i := range ids {
+		info, err := sys.Create(ctx, "u", CreateParams{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = info.ID
+	}
+	const n = 10000
+	for b.Loop() {
+		sink := &countSink{}
+		before := liveHeap()
+		conns := make([]*Conn, n)
+		for i := range conns {
+			conns[i] = sys.Connect("u", sink)
+			conns[i].Deliver(&Command{Type: CmdAttach, ID: "a", Session: ids[i%sessions]})
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for sink.acks.Load() < n {
+			if time.Now().After(deadline) {
+				b.Fatalf("%d of %d attaches acked", sink.acks.Load(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		after := liveHeap()
+		b.ReportMetric(float64(after-before)/n, "B/conn")
+		b.StopTimer()
+		for _, c := range conns {
+			c.Closed()
+		}
+		for sys.Stats().Connections > 0 {
+			time.Sleep(time.Millisecond)
+		}
+		b.StartTimer()
+	}
+}
+
+// liveHeap is the heap in use after two collections.
+func liveHeap() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }

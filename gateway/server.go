@@ -198,18 +198,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// pingLoop pings every WebSocket each PingInterval from one goroutine:
-// no timer per connection.
+// pingLoop pings every WebSocket each PingInterval and closes those
+// silent for longer than IdleTimeout (checked every IdleTimeout/4, so a
+// silent socket goes within 1.25 IdleTimeout), from one goroutine: no
+// timer per connection.
 func (s *Server) pingLoop() {
 	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.PingInterval)
-	defer t.Stop()
+	ping := time.NewTicker(s.cfg.PingInterval)
+	defer ping.Stop()
+	sweep := time.NewTicker(max(s.cfg.IdleTimeout/4, time.Millisecond))
+	defer sweep.Stop()
 	var batch []*websocket.Conn
 	for {
+		pinging := false
 		select {
 		case <-s.stopPing:
 			return
-		case <-t.C:
+		case <-ping.C:
+			pinging = true
+		case <-sweep.C:
 		}
 		s.mu.Lock()
 		batch = batch[:0]
@@ -217,10 +224,26 @@ func (s *Server) pingLoop() {
 			batch = append(batch, c)
 		}
 		s.mu.Unlock()
-		for _, c := range batch {
-			_ = c.WriteMessage(websocket.PingMessage, nil)
+		if pinging {
+			for _, c := range batch {
+				_ = c.WriteMessage(websocket.PingMessage, nil)
+			}
+		} else {
+			s.sweepIdle(batch)
 		}
 		clear(batch)
+	}
+}
+
+// sweepIdle closes the sockets in batch from which nothing arrived for
+// longer than IdleTimeout, as a read deadline would have.
+func (s *Server) sweepIdle(batch []*websocket.Conn) {
+	cutoff := time.Now().Add(-s.cfg.IdleTimeout).UnixNano()
+	for _, c := range batch {
+		if w, ok := c.Session().(*wsConn); ok && w.seen.Load() < cutoff {
+			s.log.Debug("closing a silent websocket", slog.Duration("idle_timeout", s.cfg.IdleTimeout))
+			_ = c.Close()
+		}
 	}
 }
 

@@ -3,6 +3,8 @@ package gateway
 import (
 	"log/slog"
 	"net/http"
+	"sync/atomic"
+	"time"
 
 	"github.com/lesismal/nbio/nbhttp/websocket"
 
@@ -21,18 +23,43 @@ func (w wsSink) Close(code int, reason string) {
 	_ = w.c.Close()
 }
 
+// wsConn is the gateway's state of one WebSocket, its nbio session: the
+// connection actor, and when the client was last heard from. Silent
+// sockets are found by sweepIdle, so that no socket has a timer of its
+// own (nbio's read deadline is a runtime timer and a closure per socket,
+// about 280 bytes).
+type wsConn struct {
+	ac   *actors.Conn
+	seen atomic.Int64 // unix nanoseconds of the last frame received
+}
+
+func (w *wsConn) touch() { w.seen.Store(time.Now().UnixNano()) }
+
 func (s *Server) newUpgrader() *websocket.Upgrader {
 	u := websocket.NewUpgrader()
-	u.KeepaliveTime = s.cfg.IdleTimeout
+	u.KeepaliveTime = 0 // no read deadline: sweepIdle closes silent sockets
 	u.MessageLengthLimit = s.cfg.MaxFrameBytes
 	u.CheckOrigin = func(*http.Request) bool { return true } // tokens, not cookies, authenticate
 	u.OnMessage(s.onMessage)
+	u.SetPongHandler(func(c *websocket.Conn, _ string) {
+		if w, ok := c.Session().(*wsConn); ok {
+			w.touch()
+		}
+	})
+	u.SetPingHandler(func(c *websocket.Conn, data string) {
+		if w, ok := c.Session().(*wsConn); ok {
+			w.touch()
+		}
+		if err := c.WriteMessage(websocket.PongMessage, []byte(data)); err != nil {
+			_ = c.Close()
+		}
+	})
 	u.OnClose(func(c *websocket.Conn, err error) {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
-		if ac, ok := c.Session().(*actors.Conn); ok {
-			ac.Closed()
+		if w, ok := c.Session().(*wsConn); ok {
+			w.ac.Closed()
 		}
 	})
 	return u
@@ -56,7 +83,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.counters.wsOpened.Add(1)
-	c.SetSession(s.cfg.System.Connect(user, wsSink{c}))
+	wc := &wsConn{ac: s.cfg.System.Connect(user, wsSink{c})}
+	wc.touch()
+	c.SetSession(wc)
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
@@ -67,11 +96,12 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 // decoded command owns copies of every string, so the payload buffer,
 // which nbio reuses after this returns, is not referenced.
 func (s *Server) onMessage(c *websocket.Conn, mt websocket.MessageType, data []byte) {
-	ac, ok := c.Session().(*actors.Conn)
+	w, ok := c.Session().(*wsConn)
 	if !ok {
 		return
 	}
 	s.counters.frames.Add(1)
+	w.touch()
 	if mt != websocket.TextMessage {
 		s.counters.badFrames.Add(1)
 		writeFrame(c, actors.ErrorFrame("", "", actors.Errorf(actors.CodeBadRequest, "binary frames are not accepted; send JSON text frames")))
@@ -87,7 +117,7 @@ func (s *Server) onMessage(c *websocket.Conn, mt websocket.MessageType, data []b
 		writeFrame(c, actors.PongFrame)
 		return
 	}
-	ac.Deliver(cmd)
+	w.ac.Deliver(cmd)
 }
 
 func writeFrame(c *websocket.Conn, f *actors.Frame) {

@@ -1,6 +1,7 @@
 // Command parley is the Parley chat backend: `parley serve` runs it,
 // `parley replay` prints a session's event log, `parley sessions` lists
-// the sessions in a log, `parley version` prints the build.
+// the sessions in a log, `parley loadgen` loads a Parley on loopback and
+// reports, `parley version` prints the build.
 package main
 
 import (
@@ -49,6 +50,7 @@ commands:
   serve                 run Parley (embedded NATS unless PARLEY_NATS_URL is set)
   replay SESSION [--json]  print a session's event log as a timeline
   sessions              list the sessions in the event log
+  loadgen [flags]       open many WebSockets to a Parley on loopback, chat, report (-h for flags)
   version               print the version
 
 Configuration comes from PARLEY_* environment variables (see docs/config.md);
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runReplay(ctx, rest, getenv, stdout, stderr)
 	case "sessions":
 		return runSessions(ctx, rest, getenv, stdout, stderr)
+	case "loadgen":
+		return runLoadgen(ctx, rest, os.Stdin, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "parley", version())
 		return nil
