@@ -499,8 +499,16 @@ func (s *sessionActor) delta(ctx actor.Context, m *genDelta) {
 	if g == nil || g.gen != m.gen {
 		return // a stopped or ended generation's late output
 	}
+	if len(g.live)+len(g.reasoning)+len(m.thinking) > s.sys.cfg.MaxReplyBytes {
+		s.tooLong(ctx)
+		return
+	}
 	g.reasoning = append(g.reasoning, m.thinking...)
 	if m.text == "" {
+		return
+	}
+	if len(g.live)+len(m.text)+len(g.reasoning) > s.sys.cfg.MaxReplyBytes {
+		s.tooLong(ctx)
 		return
 	}
 	off := len(g.live)
@@ -574,6 +582,17 @@ func (s *sessionActor) done(ctx actor.Context, m *genDone) {
 	}
 }
 
+// tooLong ends a reply that reached MaxReplyBytes, keeping what it has;
+// stopping the generation actor cancels the upstream request.
+func (s *sessionActor) tooLong(ctx actor.Context) {
+	g := s.gen
+	s.log.Warn("reply reached the size cap; ending it", slog.Uint64(logKeyGen, g.gen), slog.Int("max_reply_bytes", s.sys.cfg.MaxReplyBytes))
+	s.end(ctx, events.KindGenerationFailed, events.GenerationFailed{
+		Gen: g.gen, Text: string(g.live), Reasoning: string(g.reasoning),
+		Error: events.ErrorInfo{Code: CodeTooLarge, Message: fmt.Sprintf("the reply reached %d bytes, the most one reply may have", s.sys.cfg.MaxReplyBytes)},
+	})
+}
+
 // stop ends the running generation at once with what it has produced;
 // stopping the generation actor cancels the upstream request.
 func (s *sessionActor) stop(ctx actor.Context, m *stopGeneration) {
@@ -611,6 +630,9 @@ func (s *sessionActor) end(ctx actor.Context, kind events.Kind, data any) {
 		// records as interrupted with its persisted text.
 		s.log.Error("terminal event not persisted", slog.Uint64(logKeyGen, g.gen), slog.String("kind", string(kind)), slog.Any(logKeyError, err))
 		s.st.end(g.gen, string(g.live), StateFailed)
+		// Clients must not wait for an end that will not come.
+		s.broadcast(ctx, ErrorFrame("", s.id, Errorf(CodeInternal,
+			"the reply ended (%s) but the event log did not store its end; reload the session", kind)))
 		return
 	}
 	s.sys.ended[endIndex(kind)].Add(1)

@@ -59,6 +59,13 @@ type Config struct {
 	// ChunkInterval is how long a running reply may go unpersisted.
 	// Zero value means 250ms.
 	ChunkInterval time.Duration
+	// MaxReplyBytes caps one reply, reply and reasoning text together: a
+	// generation that reaches it is ended as generation.failed with code
+	// too_large and the text so far, and its upstream request cancelled.
+	// The terminal event carries the whole reply, so the cap must leave
+	// it room in one message of the event log (see MaxReplyBytesFor).
+	// Zero value means DefaultMaxReplyBytes.
+	MaxReplyBytes int
 	// ChunkBytes is how many unpersisted reply bytes force a chunk.
 	// Zero value means 4096.
 	ChunkBytes int
@@ -91,6 +98,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ChunkBytes <= 0 {
 		c.ChunkBytes = 4096
+	}
+	if c.MaxReplyBytes <= 0 {
+		c.MaxReplyBytes = DefaultMaxReplyBytes
 	}
 	if c.SessionIdleTimeout <= 0 {
 		c.SessionIdleTimeout = 5 * time.Minute
@@ -176,6 +186,18 @@ func endIndex(k events.Kind) int {
 		return endFailed
 	}
 	return endInterrupted
+}
+
+// DefaultMaxReplyBytes is the default cap of one reply: 1 MiB, about a
+// quarter of a million tokens.
+const DefaultMaxReplyBytes = 1 << 20
+
+// MaxReplyBytesFor is the largest reply cap whose terminal event always
+// fits in a message of maxPayload bytes: JSON escaping can make text up to
+// six times longer (a control character becomes \u00XX), and the event
+// needs a little room of its own.
+func MaxReplyBytesFor(maxPayload int64) int {
+	return int(max((maxPayload-16<<10)/6, 1024))
 }
 
 // Stats is what the system holds now and has done since it started, for

@@ -192,6 +192,13 @@ type Config struct {
 	// model server reports for the model, else 4096.
 	ContextTokens int
 
+	// MaxReplyBytes caps one reply, text and reasoning together; a longer
+	// one ends as generation.failed with code too_large, its text kept.
+	// The terminal event carries the whole reply in one NATS message, so
+	// serve lowers the cap to what the server's max_payload holds (the
+	// embedded server takes 8 MiB). PARLEY_MAX_REPLY_BYTES. Default 1 MiB.
+	MaxReplyBytes int
+
 	// Titles gives each untitled session a title made by the model after
 	// its first completed turn. PARLEY_TITLES. Default true.
 	Titles bool
@@ -293,6 +300,7 @@ func Default() Config {
 		UpstreamIdleTimeout:       2 * time.Minute,
 		UpstreamTotalTimeout:      100 * time.Minute,
 		UpstreamRetries:           3,
+		MaxReplyBytes:             1 << 20,
 		Titles:                    true,
 		SimTTFT:                   200 * time.Millisecond,
 		SimTokensPerSecond:        50,

@@ -22,6 +22,7 @@ type gatewayCounters struct {
 	sseOpened atomic.Uint64
 	frames    atomic.Uint64 // client frames received
 	badFrames atomic.Uint64 // client frames answered bad_request
+	limited   atomic.Uint64 // client frames dropped over the command rate
 }
 
 // newMetrics registers Parley's collectors on reg: the gateway's
@@ -45,6 +46,7 @@ func (s *Server) newMetrics(reg *prometheus.Registry) http.Handler {
 		counter("websockets_opened_total", "WebSocket connections accepted.", func() float64 { return float64(s.counters.wsOpened.Load()) }),
 		counter("sse_streams_opened_total", "SSE streams started.", func() float64 { return float64(s.counters.sseOpened.Load()) }),
 		counter("client_frames_total", "WebSocket frames received from clients.", func() float64 { return float64(s.counters.frames.Load()) }),
+		counter("client_frames_rate_limited_total", "Client frames dropped over the command rate.", func() float64 { return float64(s.counters.limited.Load()) }),
 		counter("client_bad_frames_total", "Client frames answered with bad_request.", func() float64 { return float64(s.counters.badFrames.Load()) }),
 		gauge("connection_actors", "Connection actors alive.", stat(func(st actors.Stats) float64 { return float64(st.Connections) })),
 		gauge("sessions_active", "Session actors in memory.", stat(func(st actors.Stats) float64 { return float64(st.Sessions) })),

@@ -24,6 +24,8 @@ const (
 	DefaultPingInterval   = 25 * time.Second
 	DefaultIdleTimeout    = 75 * time.Second
 	DefaultMaxWriteBuffer = 1 << 20
+	DefaultCommandRate    = 20
+	DefaultCommandBurst   = 60
 )
 
 // Config configures a Server.
@@ -47,6 +49,12 @@ type Config struct {
 	// IdleTimeout closes a WebSocket from which nothing (not even a pong)
 	// arrived for this long. Zero value means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// CommandRate is how many frames per second a WebSocket client may
+	// send on average, CommandBurst how many at once; frames beyond are
+	// dropped with an error rate_limited. Zero values mean
+	// DefaultCommandRate and DefaultCommandBurst.
+	CommandRate  float64
+	CommandBurst int
 	// MaxWriteBuffer is how many bytes may wait for a slow client before
 	// its connection is closed (it can resume from its cursor). Zero value
 	// means DefaultMaxWriteBuffer.
@@ -112,6 +120,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxWriteBuffer <= 0 {
 		cfg.MaxWriteBuffer = DefaultMaxWriteBuffer
+	}
+	if cfg.CommandRate <= 0 {
+		cfg.CommandRate = DefaultCommandRate
+	}
+	if cfg.CommandBurst <= 0 {
+		cfg.CommandBurst = DefaultCommandBurst
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -132,11 +132,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer ms.close()
 
+	maxReply := cfg.MaxReplyBytes
+	if fit := actors.MaxReplyBytesFor(el.nc.MaxPayload()); fit < maxReply {
+		log.Warn("lowering the reply cap to what one NATS message holds; raise max_payload on the NATS servers to allow longer replies",
+			slog.Int("PARLEY_MAX_REPLY_BYTES", cfg.MaxReplyBytes), slog.Int("max_reply_bytes", fit), slog.Int64("max_payload", el.nc.MaxPayload()))
+		maxReply = fit
+	}
 	sys, err := actors.New(actors.Config{
 		Store: store, Index: store, Snapshots: store, Provider: ms.prov, DefaultModel: cfg.DefaultModel(),
 		Concurrency:   cfg.ProviderConcurrency(),
 		Retry:         actors.RetryPolicy{Retries: cfg.UpstreamRetries},
 		ContextTokens: cfg.ContextTokens,
+		MaxReplyBytes: maxReply,
 		Titles:        cfg.Titles,
 		ChunkInterval: cfg.ChunkInterval, ChunkBytes: cfg.ChunkBytes,
 		SessionIdleTimeout: cfg.SessionIdleTimeout, Logger: log,
