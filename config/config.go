@@ -252,6 +252,14 @@ type Config struct {
 	// invalid.
 	WSIdleTimeout time.Duration
 
+	// WSCommandRate and WSCommandBurst bound the frames one WebSocket
+	// client may send: on average WSCommandRate a second, at most
+	// WSCommandBurst at once; the rest are dropped, each answered
+	// rate_limited. PARLEY_WS_COMMAND_RATE (default 20) and
+	// PARLEY_WS_COMMAND_BURST (default 60).
+	WSCommandRate  int
+	WSCommandBurst int
+
 	// ChunkInterval is the longest a running reply goes unpersisted: its
 	// text is appended as a generation.chunk slice at least this often.
 	// PARLEY_CHUNK_INTERVAL. Default 250ms. Zero value is invalid.
@@ -309,6 +317,8 @@ func Default() Config {
 		MaxFrameBytes:             64 << 10,
 		WSPingInterval:            25 * time.Second,
 		WSIdleTimeout:             75 * time.Second,
+		WSCommandRate:             20,
+		WSCommandBurst:            60,
 		ChunkInterval:             250 * time.Millisecond,
 		ChunkBytes:                4096,
 		SessionIdleTimeout:        5 * time.Minute,

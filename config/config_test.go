@@ -104,6 +104,8 @@ func TestDefaults(t *testing.T) {
 		"PARLEY_UPSTREAM_CONCURRENCY":         "0",
 		"PARLEY_UPSTREAM_RETRIES":             "3",
 		"PARLEY_CONTEXT_TOKENS":               "0",
+		"PARLEY_WS_COMMAND_RATE":              "20",
+		"PARLEY_WS_COMMAND_BURST":             "60",
 		"PARLEY_MAX_REPLY_BYTES":              "1048576",
 		"PARLEY_TITLES":                       "true",
 		"PARLEY_SIM_TTFT":                     "200ms",

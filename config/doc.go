@@ -39,6 +39,11 @@
 //	PARLEY_UPSTREAM_FIRST_TOKEN_TIMEOUT  5m                       duration
 //	PARLEY_UPSTREAM_IDLE_TIMEOUT         2m                       duration
 //	PARLEY_UPSTREAM_TOTAL_TIMEOUT        100m                     duration
+//	PARLEY_UPSTREAM_CONCURRENCY          0 (provider's default)   generations at once per model, 0 or more
+//	PARLEY_UPSTREAM_RETRIES              3                        retries before the first token, 0 or more
+//	PARLEY_CONTEXT_TOKENS                0 (ask the server)       tokens the history is trimmed to, 0 or more
+//	PARLEY_MAX_REPLY_BYTES               1048576                  bytes of one reply, at least 1024; lowered to fit NATS max_payload
+//	PARLEY_TITLES                        on                       on/off: titles made by the model after the first turn
 //	PARLEY_SIM_TTFT                      200ms                    duration, 0 or more (sim only, like all PARLEY_SIM_*)
 //	PARLEY_SIM_TOKENS_PER_SECOND         50                       number above 0, at most 1000000
 //	PARLEY_SIM_REPLY_TOKENS              120                      tokens, at least 1
@@ -49,6 +54,8 @@
 //	PARLEY_MAX_FRAME_BYTES               65536                    bytes, at least 1024
 //	PARLEY_WS_PING_INTERVAL              25s                      duration
 //	PARLEY_WS_IDLE_TIMEOUT               75s                      duration, more than the ping interval
+//	PARLEY_WS_COMMAND_RATE               20                       frames/s a WebSocket client may send on average
+//	PARLEY_WS_COMMAND_BURST              60                       frames a client may send at once
 //	PARLEY_CHUNK_INTERVAL                250ms                    duration
 //	PARLEY_CHUNK_BYTES                   4096                     bytes, at least 1
 //	PARLEY_SESSION_IDLE_TIMEOUT          5m                       duration

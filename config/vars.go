@@ -395,6 +395,12 @@ var vars = []variable{
 			}
 			return ""
 		}),
+	intVar("PARLEY_WS_COMMAND_RATE", "ws-command-rate",
+		"frames per second a WebSocket client may send on average; more are dropped with rate_limited",
+		func(c *Config) *int { return &c.WSCommandRate }, 1),
+	intVar("PARLEY_WS_COMMAND_BURST", "ws-command-burst",
+		"frames a WebSocket client may send at once before the rate applies",
+		func(c *Config) *int { return &c.WSCommandBurst }, 1),
 	durationVar("PARLEY_CHUNK_INTERVAL", "chunk-interval",
 		"longest a running reply goes unpersisted",
 		func(c *Config) *time.Duration { return &c.ChunkInterval }),

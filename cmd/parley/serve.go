@@ -162,6 +162,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		MaxFrameBytes: cfg.MaxFrameBytes,
 		PingInterval:  cfg.WSPingInterval,
 		IdleTimeout:   cfg.WSIdleTimeout,
+		CommandRate:   float64(cfg.WSCommandRate),
+		CommandBurst:  cfg.WSCommandBurst,
 		Ready: func(ctx context.Context) error {
 			if !el.nc.IsConnected() {
 				return errors.New("not connected to NATS")
