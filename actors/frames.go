@@ -3,6 +3,7 @@ package actors
 import (
 	"encoding/json"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/parleyhq/parley/events"
@@ -114,6 +115,13 @@ func ReplyFrame(r *Reply) *Frame {
 func ErrorFrame(reqID, session string, e *Error) *Frame {
 	b, _ := json.Marshal(errorWire{Type: FrameError, ID: reqID, Session: session, Code: e.Code, Message: e.Message})
 	return &Frame{Type: FrameError, Session: session, JSON: b}
+}
+
+// ReconnectFrame tells a client the server is going away: reconnect
+// after the delay (here or elsewhere) and resume from its cursor.
+func ReconnectFrame(after time.Duration) *Frame {
+	b := append([]byte(`{"type":"reconnect","after_ms":`), strconv.FormatInt(after.Milliseconds(), 10)...)
+	return &Frame{Type: FrameReconnect, JSON: append(b, '}')}
 }
 
 // PongFrame is the answer to a ping command.

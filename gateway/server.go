@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -190,9 +191,12 @@ func (s *Server) Addr() string {
 // balancers stop sending new traffic, while open connections go on.
 func (s *Server) Drain() { s.draining.Store(true) }
 
-// Shutdown closes every WebSocket with 1001 (going away; clients resume
-// from their cursor elsewhere), stops listening and waits for the
-// server's goroutines. It is safe to call more than once.
+// Shutdown tells every WebSocket client to reconnect (a reconnect frame
+// with a spread-out after_ms, so that thousands of clients do not come
+// back at the same instant), closes it with 1001 (going away; clients
+// resume from their cursor, here or elsewhere), ends every SSE stream,
+// stops listening and waits for the server's goroutines. It is safe to
+// call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
@@ -200,6 +204,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.stopPing)
 		s.mu.Lock()
 		for c := range s.conns {
+			_ = c.WriteMessage(websocket.TextMessage, actors.ReconnectFrame(reconnectDelay()).JSON)
 			_ = c.WriteClose(1001, "server shutting down")
 		}
 		for _, st := range s.sse {
@@ -211,6 +216,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	})
 	return err
 }
+
+// reconnectDelay is when a client told to reconnect should come back:
+// between ReconnectMinDelay and ReconnectMaxDelay, at random.
+func reconnectDelay() time.Duration {
+	return ReconnectMinDelay + rand.N(ReconnectMaxDelay-ReconnectMinDelay)
+}
+
+// The spread of reconnect delays given at shutdown.
+const (
+	ReconnectMinDelay = 500 * time.Millisecond
+	ReconnectMaxDelay = 5 * time.Second
+)
 
 // pingLoop pings every WebSocket each PingInterval and closes those
 // silent for longer than IdleTimeout (checked every IdleTimeout/4, so a
