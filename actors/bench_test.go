@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/parleyhq/parley/events"
 	"github.com/parleyhq/parley/internal/testkit"
+	"github.com/parleyhq/parley/llm"
 	"github.com/parleyhq/parley/llm/ollama"
+	"github.com/parleyhq/parley/llm/sim"
 )
 
 // benchSystem is a System on a real embedded JetStream with the scripted
@@ -85,7 +88,8 @@ func BenchmarkHotDetail(b *testing.B) {
 }
 
 // BenchmarkHotContext builds the model context of a live 1,000-turn
-// session from its in-memory state.
+// session from its in-memory state, trimmed to a 4,096-token window; the
+// baseline sends the whole conversation (no window).
 func BenchmarkHotContext(b *testing.B) {
 	_, store, _ := benchSystem(b, false)
 	writeTurns(b, store, "ctx", 1000)
@@ -97,9 +101,19 @@ func BenchmarkHotContext(b *testing.B) {
 	if err := foldInto(st, evs); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = st.context(st.lastUserSeq())
+	for _, bc := range []struct {
+		name   string
+		budget int
+	}{
+		{"window-4096", 4096 - llm.ReplyReserve(4096)},
+		{"baseline-whole-conversation", 0},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = st.context(st.lastUserSeq(), nil, bc.budget)
+			}
+		})
 	}
 }
 
@@ -224,6 +238,71 @@ func BenchmarkWritesPerGeneration(b *testing.B) {
 			b.ReportMetric(float64(tokens), "tokens/gen")
 		})
 	}
+}
+
+// nopSink is a connection that takes frames and drops them.
+type nopSink struct{ frames atomic.Uint64 }
+
+func (s *nopSink) Write(*Frame)      { s.frames.Add(1) }
+func (s *nopSink) Close(int, string) {}
+
+// BenchmarkTokenHandoff is what a token costs between the provider's
+// callback and a connection's sink: UTF-8 carry, the genDelta message to
+// the session actor, the reply buffer, one delta frame encoded and
+// fanned out to one attached connection actor, and the coalesced chunk
+// writes. The simulated model streams 2,000-token replies unpaced; the
+// baseline is the same provider's stream with a callback that only counts.
+func BenchmarkTokenHandoff(b *testing.B) {
+	const tokens = 2000
+	newSim := func(b *testing.B) *sim.Provider {
+		p, err := sim.New(sim.Config{TokensPerSecond: math.Inf(1), ReplyTokens: tokens, Models: []string{"tiny"}, Logger: testkit.Logger(b)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return p
+	}
+	b.Run("parley-provider-to-connection", func(b *testing.B) {
+		store := testkit.NewNATS(b, "", "").Store(b)
+		sys, err := New(Config{Store: store, Index: store, Provider: newSim(b), DefaultModel: "tiny", Logger: testkit.Logger(b), SessionIdleTimeout: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = sys.Shutdown(context.Background()) })
+		ctx := context.Background()
+		info, err := sys.Create(ctx, "u", CreateParams{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sink := &nopSink{}
+		conn := sys.Connect("u", sink)
+		conn.Deliver(&Command{Type: CmdAttach, Session: info.ID})
+		b.ResetTimer()
+		for b.Loop() {
+			before := sys.Stats().Completed
+			if _, err := sys.Send(ctx, "u", info.ID, SendParams{Content: "go"}); err != nil {
+				b.Fatal(err)
+			}
+			for sys.Stats().Completed == before {
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tokens), "ns/token")
+		if sink.frames.Load() < uint64(b.N) {
+			b.Fatalf("the connection got %d frames", sink.frames.Load())
+		}
+	})
+	b.Run("baseline-provider-alone", func(b *testing.B) {
+		p := newSim(b)
+		req := llm.Request{Model: "tiny", Messages: []llm.Message{{Role: llm.RoleUser, Content: "go"}}}
+		for b.Loop() {
+			n := 0
+			if _, err := p.Stream(context.Background(), req, func(llm.Delta) { n++ }); err != nil || n == 0 {
+				b.Fatalf("%d deltas, %v", n, err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tokens), "ns/token")
+	})
 }
 
 // countSink is a Sink that counts what it is given and keeps nothing.

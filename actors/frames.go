@@ -3,6 +3,7 @@ package actors
 import (
 	"encoding/json"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/parleyhq/parley/events"
@@ -16,6 +17,10 @@ const (
 	FrameDelta     = "delta"
 	FramePong      = "pong"
 	FrameReconnect = "reconnect"
+	// FrameQueued tells the clients of a session where its generation
+	// stands in the model's line (docs/protocol.md): position 1 is next,
+	// 0 means it has left the line and the model is working on it.
+	FrameQueued = "queued"
 )
 
 // Frame is one server→client frame, encoded once by the session actor and
@@ -61,6 +66,20 @@ func DeltaFrame(session string, gen uint64, offset int, text string, cursorSeq u
 	return &Frame{Type: FrameDelta, Session: session, Cursor: Cursor{Seq: cursorSeq, Offset: offset + len(text)}.String(), JSON: b}
 }
 
+// QueuedFrame encodes the place of generation gen in the model's line.
+// cursorSeq is the seq of the last event the client has been sent.
+func QueuedFrame(session string, gen uint64, position int, cursorSeq uint64) *Frame {
+	b := make([]byte, 0, 64+len(session))
+	b = append(b, `{"type":"queued","session":`...)
+	b = appendJSONString(b, session)
+	b = append(b, `,"gen":`...)
+	b = strconv.AppendUint(b, gen, 10)
+	b = append(b, `,"position":`...)
+	b = strconv.AppendInt(b, int64(position), 10)
+	b = append(b, '}')
+	return &Frame{Type: FrameQueued, Session: session, Cursor: strconv.FormatUint(cursorSeq, 10), JSON: b}
+}
+
 type ackWire struct {
 	Type    string  `json:"type"`
 	ID      string  `json:"id,omitempty"`
@@ -96,6 +115,13 @@ func ReplyFrame(r *Reply) *Frame {
 func ErrorFrame(reqID, session string, e *Error) *Frame {
 	b, _ := json.Marshal(errorWire{Type: FrameError, ID: reqID, Session: session, Code: e.Code, Message: e.Message})
 	return &Frame{Type: FrameError, Session: session, JSON: b}
+}
+
+// ReconnectFrame tells a client the server is going away: reconnect
+// after the delay (here or elsewhere) and resume from its cursor.
+func ReconnectFrame(after time.Duration) *Frame {
+	b := append([]byte(`{"type":"reconnect","after_ms":`), strconv.FormatInt(after.Milliseconds(), 10)...)
+	return &Frame{Type: FrameReconnect, JSON: append(b, '}')}
 }
 
 // PongFrame is the answer to a ping command.

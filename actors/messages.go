@@ -70,6 +70,15 @@ type getDetail struct {
 	user    string
 }
 
+// titleResult is a title made for a session after its first completed
+// turn; it is routed like a command so that it reaches the session's
+// actor even after passivation.
+type titleResult struct {
+	session string
+	title   string
+}
+
+func (m *titleResult) sessionID() string    { return m.session }
 func (m *attachSession) sessionID() string  { return m.session }
 func (m *detachSession) sessionID() string  { return m.session }
 func (m *sendMessage) sessionID() string    { return m.session }
@@ -102,10 +111,18 @@ type (
 
 // Messages between a session actor and its generation actor's stream.
 type (
-	// genDelta is streamed reply text: complete UTF-8, never split.
+	// genDelta is streamed output: reply text and reasoning text, each
+	// complete UTF-8, never split.
 	genDelta struct {
-		gen  uint64
-		text string
+		gen      uint64
+		text     string
+		thinking string
+	}
+	// genQueued is the generation's place in the model's line; 0 means it
+	// left the line and the request went upstream.
+	genQueued struct {
+		gen   uint64
+		place int
 	}
 	// genDone ends a stream: err is nil only when the upstream finished.
 	genDone struct {

@@ -36,8 +36,9 @@ type sessionActor struct {
 	subs       map[string]*actor.PID // attached connection actors by pid.Id
 	gen        *running
 	snapPos    events.Position // position of the last snapshot written or read
-	received   uint64 // messages routed to it by the registry
+	received   uint64          // messages routed to it by the registry
 	lastActive time.Time
+	titleTried bool // a title was asked for in this actor's life
 }
 
 // running is the generation in progress.
@@ -46,8 +47,11 @@ type running struct {
 	pid       *actor.PID // the generation actor
 	live      []byte     // reply text so far, valid UTF-8
 	persisted int        // bytes of live already in chunk events
+	reasoning []byte     // thinking text, kept apart from the reply
 	start     time.Time
 	flush     *time.Timer // armed while unpersisted text waits
+	queued    int         // place in the model's line; 0 when not waiting
+	admitted  bool        // left the line: later places are stale
 }
 
 var _ actor.Actor = (*sessionActor)(nil)
@@ -66,6 +70,7 @@ func newSessionActor(sys *System, id string, fresh bool) *sessionActor {
 func (s *sessionActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
+		s.sys.sessions.Add(1)
 		s.lastActive = s.sys.cfg.Now()
 		if !s.fresh {
 			s.rehydrate(ctx)
@@ -74,6 +79,8 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		if s.gen != nil && s.gen.flush != nil {
 			s.gen.flush.Stop()
 		}
+	case *actor.Stopped:
+		s.sys.sessions.Add(-1)
 	case *createSession:
 		s.routed()
 		s.create(ctx, msg)
@@ -101,6 +108,11 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 		ctx.Respond(&Reply{Session: s.id, Detail: s.st.detail(s.liveText())})
 	case *genDelta:
 		s.delta(ctx, msg)
+	case *genQueued:
+		s.queuedAt(ctx, msg)
+	case *titleResult:
+		s.routed()
+		s.titled(ctx, msg)
 	case *flushChunk:
 		if s.gen != nil && s.gen.gen == msg.gen {
 			s.gen.flush = nil
@@ -249,6 +261,14 @@ func (s *sessionActor) fail(ctx actor.Context, reqID string, e *Error) {
 	}
 }
 
+// failCreate answers a create that appended nothing: the error names no
+// session, as none exists, and the actor asks to passivate.
+func (s *sessionActor) failCreate(ctx actor.Context, reqID string, e *Error) {
+	s.missing = true
+	ctx.Respond(&Reply{ReqID: reqID, Err: e})
+	ctx.Request(ctx.Parent(), &passivate{session: s.id, received: s.received})
+}
+
 // event builds the next event of the log.
 func (s *sessionActor) event(kind events.Kind, data any) events.Event {
 	return events.New(s.id, s.st.lastSeq+1, kind, s.sys.cfg.Now(), data)
@@ -258,10 +278,15 @@ func (s *sessionActor) event(kind events.Kind, data any) events.Event {
 func (s *sessionActor) append(evs ...events.Event) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.sys.cfg.StoreTimeout)
 	defer cancel()
+	start := time.Now()
 	pos, err := s.sys.cfg.Store.Append(ctx, s.id, s.st.pos, evs...)
+	s.sys.appends.Add(1)
+	s.sys.appendNanos.Add(uint64(time.Since(start)))
 	if err != nil {
+		s.sys.appendErrors.Add(1)
 		return err
 	}
+	s.sys.appendEvents.Add(uint64(len(evs)))
 	s.st.pos = pos
 	for _, ev := range evs {
 		if err := s.st.apply(ev); err != nil {
@@ -323,11 +348,14 @@ func (s *sessionActor) create(ctx actor.Context, m *createSession) {
 	if model == "" {
 		model = s.sys.cfg.DefaultModel
 	}
+	if e := s.sys.models.check(context.Background(), model); e != nil {
+		s.failCreate(ctx, m.reqID, e)
+		return
+	}
 	ev := s.event(events.KindSessionCreated, events.SessionCreated{Owner: m.user, Model: model, System: m.system, Title: m.title})
 	if err := s.append(ev); err != nil {
-		s.missing = true
 		s.log.Error("session not created", slog.Any(logKeyError, err))
-		s.fail(ctx, m.reqID, &Error{Code: CodeInternal, Message: "the event log did not accept the new session"})
+		s.failCreate(ctx, m.reqID, &Error{Code: CodeInternal, Message: "the event log did not accept the new session"})
 		return
 	}
 	s.fresh = false
@@ -367,6 +395,9 @@ func (s *sessionActor) attach(ctx actor.Context, m *attachSession) {
 			ctx.Send(m.conn, DeltaFrame(s.id, g.gen, from, string(g.live[from:]), s.lastVisible()))
 		}
 	}
+	if g := s.gen; g != nil && g.queued > 0 {
+		ctx.Send(m.conn, QueuedFrame(s.id, g.gen, g.queued, s.lastVisible()))
+	}
 }
 
 func (s *sessionActor) send(ctx actor.Context, m *sendMessage, retry bool) {
@@ -389,8 +420,9 @@ func (s *sessionActor) send(ctx actor.Context, m *sendMessage, retry bool) {
 		return
 	}
 	userEv := s.event(events.KindMessageUser, events.MessageUser{Content: m.content, ClientMsgID: m.clientMsgID})
+	req, info := s.request(userEv.Seq, &turn{seq: userEv.Seq, role: "user", content: m.content, state: StateCompleted})
 	startEv := events.New(s.id, userEv.Seq+1, events.KindGenerationStarted, userEv.At.Time(),
-		events.GenerationStarted{Model: s.st.info.Model, Provider: s.sys.cfg.Provider.Name(), ReplyTo: userEv.Seq})
+		events.GenerationStarted{Model: s.st.info.Model, Provider: s.sys.cfg.Provider.Name(), ReplyTo: userEv.Seq, Context: &info})
 	if err := s.append(userEv, startEv); err != nil {
 		e, again := s.writeError(err)
 		if again && retry {
@@ -404,7 +436,7 @@ func (s *sessionActor) send(ctx actor.Context, m *sendMessage, retry bool) {
 	s.broadcast(ctx, EventFrame(userEv))
 	s.broadcast(ctx, EventFrame(startEv))
 	s.putIndex()
-	s.startGeneration(ctx, startEv.Seq, userEv.Seq)
+	s.startGeneration(ctx, startEv.Seq, req)
 }
 
 func (s *sessionActor) regenerate(ctx actor.Context, m *regenerate, retry bool) {
@@ -421,7 +453,8 @@ func (s *sessionActor) regenerate(ctx actor.Context, m *regenerate, retry bool) 
 		s.fail(ctx, m.reqID, Errorf(CodeBadRequest, "the session has no message to reply to"))
 		return
 	}
-	startEv := s.event(events.KindGenerationStarted, events.GenerationStarted{Model: s.st.info.Model, Provider: s.sys.cfg.Provider.Name(), ReplyTo: replyTo})
+	req, info := s.request(replyTo, nil)
+	startEv := s.event(events.KindGenerationStarted, events.GenerationStarted{Model: s.st.info.Model, Provider: s.sys.cfg.Provider.Name(), ReplyTo: replyTo, Context: &info})
 	if err := s.append(startEv); err != nil {
 		e, again := s.writeError(err)
 		if again && retry {
@@ -434,12 +467,26 @@ func (s *sessionActor) regenerate(ctx actor.Context, m *regenerate, retry bool) 
 	ctx.Respond(&Reply{ReqID: m.reqID, Session: s.id, Seq: startEv.Seq, HasSeq: true})
 	s.broadcast(ctx, EventFrame(startEv))
 	s.putIndex()
-	s.startGeneration(ctx, startEv.Seq, replyTo)
+	s.startGeneration(ctx, startEv.Seq, req)
+}
+
+// request builds the upstream request of a reply to the user message
+// replyTo (pending when it is not appended yet): the conversation trimmed
+// to the model's context window, less what the reply needs.
+func (s *sessionActor) request(replyTo uint64, pending *turn) (llm.Request, events.ContextInfo) {
+	model := s.st.info.Model
+	window := s.sys.models.window(context.Background(), model)
+	msgs, info := s.st.context(replyTo, pending, window-llm.ReplyReserve(window))
+	info.Window = window
+	if info.Omitted > 0 {
+		s.log.Debug("history trimmed to the context window", slog.Int("window", window),
+			slog.Int("omitted_messages", info.Omitted), slog.Uint64("omitted_through", info.OmittedThrough))
+	}
+	return llm.Request{Model: model, Messages: msgs}, info
 }
 
 // startGeneration spawns the generation actor of gen as a child.
-func (s *sessionActor) startGeneration(ctx actor.Context, gen, replyTo uint64) {
-	req := llm.Request{Model: s.st.info.Model, Messages: s.st.context(replyTo)}
+func (s *sessionActor) startGeneration(ctx actor.Context, gen uint64, req llm.Request) {
 	self := ctx.Self()
 	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return &generationActor{sys: s.sys, session: self, gen: gen, req: req}
@@ -449,11 +496,25 @@ func (s *sessionActor) startGeneration(ctx actor.Context, gen, replyTo uint64) {
 
 func (s *sessionActor) delta(ctx actor.Context, m *genDelta) {
 	g := s.gen
-	if g == nil || g.gen != m.gen || m.text == "" {
+	if g == nil || g.gen != m.gen {
 		return // a stopped or ended generation's late output
+	}
+	if len(g.live)+len(g.reasoning)+len(m.thinking) > s.sys.cfg.MaxReplyBytes {
+		s.tooLong(ctx)
+		return
+	}
+	g.reasoning = append(g.reasoning, m.thinking...)
+	if m.text == "" {
+		return
+	}
+	if len(g.live)+len(m.text)+len(g.reasoning) > s.sys.cfg.MaxReplyBytes {
+		s.tooLong(ctx)
+		return
 	}
 	off := len(g.live)
 	g.live = append(g.live, m.text...)
+	s.sys.deltas.Add(1)
+	s.sys.deltaBytes.Add(uint64(len(m.text)))
 	s.broadcast(ctx, DeltaFrame(s.id, g.gen, off, m.text, s.lastVisible()))
 	switch {
 	case len(g.live)-g.persisted >= s.sys.cfg.ChunkBytes:
@@ -500,7 +561,9 @@ func (s *sessionActor) done(ctx actor.Context, m *genDone) {
 			Usage:      events.Usage{PromptTokens: m.result.Usage.PromptTokens, CompletionTokens: m.result.Usage.CompletionTokens},
 			TTFTMs:     m.ttft.Milliseconds(),
 			DurationMs: s.sys.cfg.Now().Sub(g.start).Milliseconds(),
+			Reasoning:  string(g.reasoning),
 		})
+		s.maybeTitle(g.gen)
 	case errors.Is(m.err, context.Canceled):
 		// Only the system's shutdown cancels a stream this actor did not
 		// stop itself.
@@ -515,8 +578,19 @@ func (s *sessionActor) done(ctx actor.Context, m *genDone) {
 			code = CodeUpstreamError
 		}
 		s.log.Warn("generation failed", slog.Uint64(logKeyGen, g.gen), slog.Any(logKeyError, m.err))
-		s.end(ctx, events.KindGenerationFailed, events.GenerationFailed{Gen: g.gen, Text: text, Error: events.ErrorInfo{Code: code, Message: msg}})
+		s.end(ctx, events.KindGenerationFailed, events.GenerationFailed{Gen: g.gen, Text: text, Error: events.ErrorInfo{Code: code, Message: msg}, Reasoning: string(g.reasoning)})
 	}
+}
+
+// tooLong ends a reply that reached MaxReplyBytes, keeping what it has;
+// stopping the generation actor cancels the upstream request.
+func (s *sessionActor) tooLong(ctx actor.Context) {
+	g := s.gen
+	s.log.Warn("reply reached the size cap; ending it", slog.Uint64(logKeyGen, g.gen), slog.Int("max_reply_bytes", s.sys.cfg.MaxReplyBytes))
+	s.end(ctx, events.KindGenerationFailed, events.GenerationFailed{
+		Gen: g.gen, Text: string(g.live), Reasoning: string(g.reasoning),
+		Error: events.ErrorInfo{Code: CodeTooLarge, Message: fmt.Sprintf("the reply reached %d bytes, the most one reply may have", s.sys.cfg.MaxReplyBytes)},
+	})
 }
 
 // stop ends the running generation at once with what it has produced;
@@ -528,7 +602,7 @@ func (s *sessionActor) stop(ctx actor.Context, m *stopGeneration) {
 	}
 	stopped := s.gen != nil
 	if stopped {
-		s.end(ctx, events.KindGenerationStopped, events.GenerationStopped{Gen: s.gen.gen, Text: string(s.gen.live)})
+		s.end(ctx, events.KindGenerationStopped, events.GenerationStopped{Gen: s.gen.gen, Text: string(s.gen.live), Reasoning: string(s.gen.reasoning)})
 	}
 	ctx.Respond(&Reply{ReqID: m.reqID, Session: s.id, Stopped: &stopped})
 }
@@ -556,8 +630,30 @@ func (s *sessionActor) end(ctx actor.Context, kind events.Kind, data any) {
 		// records as interrupted with its persisted text.
 		s.log.Error("terminal event not persisted", slog.Uint64(logKeyGen, g.gen), slog.String("kind", string(kind)), slog.Any(logKeyError, err))
 		s.st.end(g.gen, string(g.live), StateFailed)
+		// Clients must not wait for an end that will not come.
+		s.broadcast(ctx, ErrorFrame("", s.id, Errorf(CodeInternal,
+			"the reply ended (%s) but the event log did not store its end; reload the session", kind)))
 		return
 	}
+	s.sys.ended[endIndex(kind)].Add(1)
 	s.broadcast(ctx, EventFrame(ev))
 	s.putIndex()
+}
+
+// queuedAt records the generation's place in the model's line and tells
+// the attached clients. Places reported after the generation left the
+// line are stale and dropped.
+func (s *sessionActor) queuedAt(ctx actor.Context, m *genQueued) {
+	g := s.gen
+	if g == nil || g.gen != m.gen || g.admitted {
+		return
+	}
+	if m.place == 0 {
+		g.admitted, g.queued = true, 0
+	} else if g.queued != 0 && m.place >= g.queued {
+		return // places only shrink: this one is older news
+	} else {
+		g.queued = m.place
+	}
+	s.broadcast(ctx, QueuedFrame(s.id, g.gen, m.place, s.lastVisible()))
 }

@@ -158,30 +158,91 @@ func (s *state) detail(live string) *SessionDetail {
 }
 
 // context returns the conversation the model sees for a reply to the user
-// message replyTo: the system prompt, then each user message up to replyTo
-// with the newest reply to it that has text (a regenerated reply replaces
-// the old one).
-func (s *state) context(replyTo uint64) []llm.Message {
-	msgs := make([]llm.Message, 0, len(s.turns)+1)
+// message replyTo, fitted into budget tokens (estimated with
+// llm.EstimateMessage): the system prompt, then the user messages up to
+// replyTo, each followed by the newest reply to it that has text (a
+// regenerated reply replaces the old one). The system prompt and the
+// message replied to are always sent; older turns are added newest first
+// while they fit, so what is left out is always the oldest part. It
+// allocates only for what is sent, however long the session. budget <= 0
+// means no limit.
+//
+// pending, when not nil, is a user message about to be appended: it is
+// taken as the newest turn.
+func (s *state) context(replyTo uint64, pending *turn, budget int) ([]llm.Message, events.ContextInfo) {
+	var info events.ContextInfo
+	used := 0
+	var sys *llm.Message
 	if s.system != "" {
-		msgs = append(msgs, llm.Message{Role: llm.RoleSystem, Content: s.system})
+		sys = &llm.Message{Role: llm.RoleSystem, Content: s.system}
+		used += llm.EstimateMessage(*sys)
 	}
-	replies := make(map[uint64]string)
-	for _, t := range s.turns {
-		if t.role == "assistant" && t.state != StateGenerating && t.content != "" {
-			replies[t.replyTo] = t.content
+	// Walk back from the newest turn, collecting messages in reverse.
+	var rev []llm.Message
+	var reply *turn // the newest reply seen to the user message ahead
+	full := false
+	n := len(s.turns)
+	if pending != nil {
+		n++
+	}
+	for i := n - 1; i >= 0; i-- {
+		t := pending
+		if i < len(s.turns) {
+			t = &s.turns[i]
 		}
-	}
-	for _, t := range s.turns {
-		if t.role != "user" || t.seq > replyTo {
+		if t.role == "assistant" {
+			if t.state != StateGenerating && t.content != "" && (reply == nil || reply.replyTo != t.replyTo) {
+				reply = t
+			}
 			continue
 		}
-		msgs = append(msgs, llm.Message{Role: llm.RoleUser, Content: t.content})
-		if r, ok := replies[t.seq]; ok && t.seq != replyTo {
-			msgs = append(msgs, llm.Message{Role: llm.RoleAssistant, Content: r})
+		if t.seq > replyTo {
+			continue
 		}
+		user := llm.Message{Role: llm.RoleUser, Content: t.content}
+		var answer *llm.Message
+		if reply != nil && reply.replyTo == t.seq && t.seq != replyTo {
+			answer = &llm.Message{Role: llm.RoleAssistant, Content: reply.content}
+		}
+		reply = nil
+		if full {
+			info.Omitted += 1 + btoi(answer != nil)
+			continue
+		}
+		cost := llm.EstimateMessage(user)
+		if answer != nil {
+			cost += llm.EstimateMessage(*answer)
+		}
+		if t.seq == replyTo || budget <= 0 || used+cost <= budget {
+			used += cost
+			if answer != nil {
+				rev = append(rev, *answer)
+			}
+			rev = append(rev, user)
+			continue
+		}
+		// The first turn that does not fit ends the context: everything
+		// older is left out too, so that no gap opens in the middle.
+		full = true
+		info.OmittedThrough = t.seq
+		info.Omitted += 1 + btoi(answer != nil)
 	}
-	return msgs
+	msgs := make([]llm.Message, 0, len(rev)+1)
+	if sys != nil {
+		msgs = append(msgs, *sys)
+	}
+	for i := len(rev) - 1; i >= 0; i-- {
+		msgs = append(msgs, rev[i])
+	}
+	info.Tokens, info.Messages = used, len(msgs)
+	return msgs, info
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // lastUserSeq returns the seq of the newest user message, 0 if none.

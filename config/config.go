@@ -38,6 +38,10 @@ const (
 // Provider names accepted in PARLEY_PROVIDER.
 const (
 	ProviderOllama = "ollama"
+	// ProviderOpenAI is any OpenAI-compatible /v1/chat/completions
+	// endpoint (OpenAI, vLLM, llama.cpp's server, OpenRouter, Groq,
+	// Ollama's /v1), at OpenAIBaseURL.
+	ProviderOpenAI = "openai"
 	// ProviderSim is the deterministic simulated model (llm/sim), for load
 	// tests and demos. It is only ever chosen explicitly.
 	ProviderSim = "sim"
@@ -47,7 +51,40 @@ const (
 // error message shows them. Adding a provider is one line here.
 var providers = []string{
 	ProviderOllama,
+	ProviderOpenAI,
 	ProviderSim,
+}
+
+// ProviderConcurrency is the number of generations per model that the
+// provider takes at once when PARLEY_UPSTREAM_CONCURRENCY is 0: 1 for
+// Ollama (its OLLAMA_NUM_PARALLEL default), 16 for a hosted
+// OpenAI-compatible API, and no limit (0) for the simulated model.
+func (c Config) ProviderConcurrency() int {
+	if c.UpstreamConcurrency > 0 {
+		return c.UpstreamConcurrency
+	}
+	switch c.Provider {
+	case ProviderOllama:
+		return 1
+	case ProviderSim:
+		return 0
+	}
+	return 16
+}
+
+// DefaultModel is the model of sessions created without one: Model, or
+// when that is empty the provider's own default.
+func (c Config) DefaultModel() string {
+	if c.Model != "" {
+		return c.Model
+	}
+	switch c.Provider {
+	case ProviderOpenAI:
+		return "gpt-4o-mini"
+	case ProviderSim:
+		return "sim"
+	}
+	return "llama3.2"
 }
 
 // Config is Parley's whole configuration. Get one from Default or FromEnv,
@@ -86,10 +123,10 @@ type Config struct {
 	// 2m). Zero value is invalid.
 	SyncInterval time.Duration
 
-	// Provider is the model provider for new generations: "ollama", or
-	// "sim" for the simulated model (load tests and demos; replies are
-	// labelled as simulated). PARLEY_PROVIDER. Default "ollama". Zero value
-	// is invalid.
+	// Provider is the model provider for new generations: "ollama",
+	// "openai", or "sim" for the simulated model (load tests and demos;
+	// replies are labelled as simulated). PARLEY_PROVIDER. Default
+	// "ollama". Zero value is invalid.
 	Provider string
 
 	// OllamaHost is the base URL of the Ollama server, always in the form
@@ -100,8 +137,25 @@ type Config struct {
 	// http://127.0.0.1:11434. Zero value is invalid.
 	OllamaHost string
 
+	// OpenAIBaseURL is the base URL of the OpenAI-compatible API, up to and
+	// including its version path: https://api.openai.com/v1,
+	// https://openrouter.ai/api/v1, http://127.0.0.1:11434/v1 (Ollama),
+	// http://127.0.0.1:8000/v1 (vLLM). Used with Provider "openai".
+	// PARLEY_OPENAI_BASE_URL. Default https://api.openai.com/v1. Zero value
+	// is invalid.
+	OpenAIBaseURL string
+
+	// OpenAIAPIKey is sent as a bearer token to OpenAIBaseURL.
+	// PARLEY_OPENAI_API_KEY, or OPENAI_API_KEY when that is unset. Required
+	// for api.openai.com; local servers usually need none. Zero value
+	// means no Authorization header. Secret: never logged or echoed in
+	// errors, and has no flag.
+	OpenAIAPIKey string
+
 	// Model is the model for new sessions that do not name one.
-	// PARLEY_MODEL. Default "llama3.2". Zero value is invalid.
+	// PARLEY_MODEL. Default "", which means the provider's default (see
+	// DefaultModel): llama3.2 for Ollama, gpt-4o-mini for OpenAI, sim for
+	// the simulated model.
 	Model string
 
 	// UpstreamConnectTimeout bounds dialling the model server (TCP and TLS).
@@ -120,6 +174,34 @@ type Config struct {
 	// UpstreamTotalTimeout bounds one whole generation.
 	// PARLEY_UPSTREAM_TOTAL_TIMEOUT. Default 100m. Zero value is invalid.
 	UpstreamTotalTimeout time.Duration
+
+	// UpstreamConcurrency is how many generations run at once per model;
+	// the rest wait in line, first come first served, and their clients
+	// see their place. PARLEY_UPSTREAM_CONCURRENCY. Default 0, which means
+	// the provider's default (ProviderConcurrency).
+	UpstreamConcurrency int
+
+	// UpstreamRetries is how many times a request the model server refused
+	// before any output (connection refused, 429, 5xx) is tried again, with
+	// backoff (honouring Retry-After). A reply that showed text is never
+	// retried. PARLEY_UPSTREAM_RETRIES. Default 3; 0 means none.
+	UpstreamRetries int
+
+	// ContextTokens is the context window the history sent upstream is
+	// trimmed to. PARLEY_CONTEXT_TOKENS. Default 0, which means what the
+	// model server reports for the model, else 4096.
+	ContextTokens int
+
+	// MaxReplyBytes caps one reply, text and reasoning together; a longer
+	// one ends as generation.failed with code too_large, its text kept.
+	// The terminal event carries the whole reply in one NATS message, so
+	// serve lowers the cap to what the server's max_payload holds (the
+	// embedded server takes 8 MiB). PARLEY_MAX_REPLY_BYTES. Default 1 MiB.
+	MaxReplyBytes int
+
+	// Titles gives each untitled session a title made by the model after
+	// its first completed turn. PARLEY_TITLES. Default true.
+	Titles bool
 
 	// SimTTFT is the simulated model's time to first token; used only
 	// with Provider "sim", like the other Sim fields. PARLEY_SIM_TTFT.
@@ -170,6 +252,14 @@ type Config struct {
 	// invalid.
 	WSIdleTimeout time.Duration
 
+	// WSCommandRate and WSCommandBurst bound the frames one WebSocket
+	// client may send: on average WSCommandRate a second, at most
+	// WSCommandBurst at once; the rest are dropped, each answered
+	// rate_limited. PARLEY_WS_COMMAND_RATE (default 20) and
+	// PARLEY_WS_COMMAND_BURST (default 60).
+	WSCommandRate  int
+	WSCommandBurst int
+
 	// ChunkInterval is the longest a running reply goes unpersisted: its
 	// text is appended as a generation.chunk slice at least this often.
 	// PARLEY_CHUNK_INTERVAL. Default 250ms. Zero value is invalid.
@@ -211,11 +301,15 @@ func Default() Config {
 		SyncInterval:              time.Second,
 		Provider:                  ProviderOllama,
 		OllamaHost:                "http://127.0.0.1:11434",
-		Model:                     "llama3.2",
+		OpenAIBaseURL:             "https://api.openai.com/v1",
+		Model:                     "",
 		UpstreamConnectTimeout:    5 * time.Second,
 		UpstreamFirstTokenTimeout: 5 * time.Minute,
 		UpstreamIdleTimeout:       2 * time.Minute,
 		UpstreamTotalTimeout:      100 * time.Minute,
+		UpstreamRetries:           3,
+		MaxReplyBytes:             1 << 20,
+		Titles:                    true,
 		SimTTFT:                   200 * time.Millisecond,
 		SimTokensPerSecond:        50,
 		SimReplyTokens:            120,
@@ -223,6 +317,8 @@ func Default() Config {
 		MaxFrameBytes:             64 << 10,
 		WSPingInterval:            25 * time.Second,
 		WSIdleTimeout:             75 * time.Second,
+		WSCommandRate:             20,
+		WSCommandBurst:            60,
 		ChunkInterval:             250 * time.Millisecond,
 		ChunkBytes:                4096,
 		SessionIdleTimeout:        5 * time.Minute,
@@ -233,6 +329,8 @@ func Default() Config {
 }
 
 // FromEnv returns Default with every variable that getenv reports applied.
+// A variable with a fallback (PARLEY_OPENAI_API_KEY falls back to
+// OPENAI_API_KEY) reads the fallback only when it is itself unset.
 // It is the only place the program reads its environment; pass os.Getenv
 // (nil means os.Getenv) or, in tests, a map lookup. A variable that is empty
 // or only spaces counts as unset; surrounding spaces are ignored.
@@ -251,7 +349,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	listenSet := false
 	for i := range vars {
 		v := &vars[i]
+		name := v.env
 		s := strings.TrimSpace(getenv(v.env))
+		if s == "" && v.fallback != "" {
+			name, s = v.fallback, strings.TrimSpace(getenv(v.fallback))
+		}
 		if s == "" {
 			continue
 		}
@@ -259,7 +361,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			listenSet = true
 		}
 		if err := v.set(&c, s); err != nil {
-			errs = append(errs, v.invalid(s, err.Error()))
+			ve := v.invalid(s, err.Error())
+			ve.Var = name
+			errs = append(errs, ve)
 		}
 	}
 	if port := strings.TrimSpace(getenv(envPort)); port != "" && !listenSet {
@@ -314,9 +418,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // EnvVars returns the names of every environment variable FromEnv reads, in
 // documentation order.
 func EnvVars() []string {
-	names := make([]string, 0, len(vars)+1)
+	names := make([]string, 0, len(vars)+2)
 	for i := range vars {
 		names = append(names, vars[i].env)
+		if vars[i].fallback != "" {
+			names = append(names, vars[i].fallback)
+		}
 		if vars[i].env == envListen {
 			names = append(names, envPort)
 		}

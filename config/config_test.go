@@ -20,6 +20,8 @@ const (
 	keyA   = "ka-0123456789abcdef"
 	keyB   = "kb-0123456789abcdef"
 	secret = "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t"
+	// openaiKey looks like an OpenAI project key.
+	openaiKey = "sk-proj-0123456789abcdefXYZ"
 )
 
 // env turns pairs of name, value into a getenv function.
@@ -92,11 +94,20 @@ func TestDefaults(t *testing.T) {
 		"PARLEY_SYNC_INTERVAL":                "1s",
 		"PARLEY_PROVIDER":                     "ollama",
 		"OLLAMA_HOST":                         "http://127.0.0.1:11434",
-		"PARLEY_MODEL":                        "llama3.2",
+		"PARLEY_OPENAI_BASE_URL":              "https://api.openai.com/v1",
+		"PARLEY_OPENAI_API_KEY":               "",
+		"PARLEY_MODEL":                        "",
 		"PARLEY_UPSTREAM_CONNECT_TIMEOUT":     "5s",
 		"PARLEY_UPSTREAM_FIRST_TOKEN_TIMEOUT": "5m0s",
 		"PARLEY_UPSTREAM_IDLE_TIMEOUT":        "2m0s",
 		"PARLEY_UPSTREAM_TOTAL_TIMEOUT":       "1h40m0s",
+		"PARLEY_UPSTREAM_CONCURRENCY":         "0",
+		"PARLEY_UPSTREAM_RETRIES":             "3",
+		"PARLEY_CONTEXT_TOKENS":               "0",
+		"PARLEY_WS_COMMAND_RATE":              "20",
+		"PARLEY_WS_COMMAND_BURST":             "60",
+		"PARLEY_MAX_REPLY_BYTES":              "1048576",
+		"PARLEY_TITLES":                       "true",
 		"PARLEY_SIM_TTFT":                     "200ms",
 		"PARLEY_SIM_TOKENS_PER_SECOND":        "50",
 		"PARLEY_SIM_REPLY_TOKENS":             "120",
@@ -168,6 +179,18 @@ func TestFromEnvGood(t *testing.T) {
 			c.SimFaults = sim.Faults{Unavailable: sim.Select{Every: 10}, RetryAfter: time.Second, Cut: sim.Select{Every: 1}, CutAfter: 50}
 		}},
 		{"sim settings with ollama are accepted", []string{"PARLEY_PROVIDER", "ollama", "PARLEY_SIM_REPLY_TOKENS", "5"}, func(c *Config) { c.SimReplyTokens = 5 }},
+		{"provider openai with key", []string{"PARLEY_PROVIDER", "OpenAI", "PARLEY_OPENAI_API_KEY", openaiKey},
+			func(c *Config) { c.Provider = ProviderOpenAI; c.OpenAIAPIKey = openaiKey }},
+		{"provider openai with OPENAI_API_KEY", []string{"PARLEY_PROVIDER", "openai", "OPENAI_API_KEY", openaiKey},
+			func(c *Config) { c.Provider = ProviderOpenAI; c.OpenAIAPIKey = openaiKey }},
+		{"PARLEY_OPENAI_API_KEY wins over OPENAI_API_KEY", []string{"PARLEY_PROVIDER", "openai", "PARLEY_OPENAI_API_KEY", openaiKey, "OPENAI_API_KEY", "sk-other"},
+			func(c *Config) { c.Provider = ProviderOpenAI; c.OpenAIAPIKey = openaiKey }},
+		{"blank PARLEY_OPENAI_API_KEY falls back", []string{"PARLEY_PROVIDER", "openai", "PARLEY_OPENAI_API_KEY", "  ", "OPENAI_API_KEY", openaiKey},
+			func(c *Config) { c.Provider = ProviderOpenAI; c.OpenAIAPIKey = openaiKey }},
+		{"provider openai on ollama's /v1 needs no key", []string{"PARLEY_PROVIDER", "openai", "PARLEY_OPENAI_BASE_URL", "http://127.0.0.1:11434/v1"},
+			func(c *Config) { c.Provider = ProviderOpenAI; c.OpenAIBaseURL = "http://127.0.0.1:11434/v1" }},
+		{"openai base url unused with ollama", []string{"PARLEY_OPENAI_BASE_URL", "https://openrouter.ai/api/v1"},
+			func(c *Config) { c.OpenAIBaseURL = "https://openrouter.ai/api/v1" }},
 		{"model", []string{"PARLEY_MODEL", "qwen2.5:0.5b"}, func(c *Config) { c.Model = "qwen2.5:0.5b" }},
 		{"connect timeout", []string{"PARLEY_UPSTREAM_CONNECT_TIMEOUT", "1500ms"}, func(c *Config) { c.UpstreamConnectTimeout = 1500 * time.Millisecond }},
 		{"first token timeout", []string{"PARLEY_UPSTREAM_FIRST_TOKEN_TIMEOUT", "30s"}, func(c *Config) { c.UpstreamFirstTokenTimeout = 30 * time.Second }},
@@ -186,6 +209,12 @@ func TestFromEnvGood(t *testing.T) {
 		{"ws idle", []string{"PARLEY_WS_IDLE_TIMEOUT", "26s"}, func(c *Config) { c.WSIdleTimeout = 26 * time.Second }},
 		{"chunk interval", []string{"PARLEY_CHUNK_INTERVAL", "1s"}, func(c *Config) { c.ChunkInterval = time.Second }},
 		{"chunk bytes", []string{"PARLEY_CHUNK_BYTES", "1"}, func(c *Config) { c.ChunkBytes = 1 }},
+		{"concurrency", []string{"PARLEY_UPSTREAM_CONCURRENCY", "4"}, func(c *Config) { c.UpstreamConcurrency = 4 }},
+		{"no retries", []string{"PARLEY_UPSTREAM_RETRIES", "0"}, func(c *Config) { c.UpstreamRetries = 0 }},
+		{"context tokens", []string{"PARLEY_CONTEXT_TOKENS", "8192"}, func(c *Config) { c.ContextTokens = 8192 }},
+		{"titles off", []string{"PARLEY_TITLES", "off"}, func(c *Config) { c.Titles = false }},
+		{"titles 0", []string{"PARLEY_TITLES", "0"}, func(c *Config) { c.Titles = false }},
+		{"titles TRUE", []string{"PARLEY_TITLES", "TRUE"}, func(c *Config) { c.Titles = true }},
 		{"session idle", []string{"PARLEY_SESSION_IDLE_TIMEOUT", "30s"}, func(c *Config) { c.SessionIdleTimeout = 30 * time.Second }},
 		{"shutdown", []string{"PARLEY_SHUTDOWN_TIMEOUT", "10s"}, func(c *Config) { c.ShutdownTimeout = 10 * time.Second }},
 		{"log level debug", []string{"PARLEY_LOG_LEVEL", "debug"}, func(c *Config) { c.LogLevel = slog.LevelDebug }},
@@ -228,8 +257,13 @@ func TestBadValues(t *testing.T) {
 		{"nats listen all interfaces", []string{"PARLEY_NATS_LISTEN", ":4222"}, "PARLEY_NATS_LISTEN", "must be on loopback"},
 		{"sync interval unitless", []string{"PARLEY_SYNC_INTERVAL", "1"}, "PARLEY_SYNC_INTERVAL", "Go duration"},
 		{"sync interval zero", []string{"PARLEY_SYNC_INTERVAL", "0s"}, "PARLEY_SYNC_INTERVAL", "positive"},
-		{"provider openai not yet", []string{"PARLEY_PROVIDER", "openai"}, "PARLEY_PROVIDER", "want one of: ollama, sim"},
-		{"provider simulated", []string{"PARLEY_PROVIDER", "simulated"}, "PARLEY_PROVIDER", "want one of: ollama, sim"},
+		{"provider unknown", []string{"PARLEY_PROVIDER", "anthropic"}, "PARLEY_PROVIDER", "want one of: ollama, openai, sim"},
+		{"provider simulated", []string{"PARLEY_PROVIDER", "simulated"}, "PARLEY_PROVIDER", "want one of: ollama, openai, sim"},
+		{"openai without a key", []string{"PARLEY_PROVIDER", "openai"}, "PARLEY_OPENAI_API_KEY", "needs an API key: set PARLEY_OPENAI_API_KEY or OPENAI_API_KEY"},
+		{"openai base url scheme", []string{"PARLEY_OPENAI_BASE_URL", "127.0.0.1:11434/v1"}, "PARLEY_OPENAI_BASE_URL", "http(s) URL"},
+		{"openai base url no host", []string{"PARLEY_OPENAI_BASE_URL", "https:///v1"}, "PARLEY_OPENAI_BASE_URL", "http(s) URL"},
+		{"openai key with a line break", []string{"PARLEY_OPENAI_API_KEY", "sk-abc\ndef"}, "PARLEY_OPENAI_API_KEY", "line breaks"},
+		{"OPENAI_API_KEY named in its error", []string{"OPENAI_API_KEY", "sk-abc def"}, "OPENAI_API_KEY", "spaces"},
 		{"ollama bad scheme", []string{"OLLAMA_HOST", "ftp://box"}, "OLLAMA_HOST", "http or https"},
 		{"ollama bad port", []string{"OLLAMA_HOST", "box:99999"}, "OLLAMA_HOST", "port"},
 		{"ollama query", []string{"OLLAMA_HOST", "http://box:1/x?y"}, "OLLAMA_HOST", "query"},
@@ -275,6 +309,11 @@ func TestBadValues(t *testing.T) {
 		{"chunk interval zero", []string{"PARLEY_CHUNK_INTERVAL", "0ms"}, "PARLEY_CHUNK_INTERVAL", "positive"},
 		{"chunk bytes zero", []string{"PARLEY_CHUNK_BYTES", "0"}, "PARLEY_CHUNK_BYTES", "at least 1"},
 		{"chunk bytes bad", []string{"PARLEY_CHUNK_BYTES", "4k"}, "PARLEY_CHUNK_BYTES", "whole number"},
+		{"concurrency negative", []string{"PARLEY_UPSTREAM_CONCURRENCY", "-1"}, "PARLEY_UPSTREAM_CONCURRENCY", "at least 0"},
+		{"retries negative", []string{"PARLEY_UPSTREAM_RETRIES", "-2"}, "PARLEY_UPSTREAM_RETRIES", "at least 0"},
+		{"context tokens bad", []string{"PARLEY_CONTEXT_TOKENS", "8k"}, "PARLEY_CONTEXT_TOKENS", "whole number"},
+		{"titles bad", []string{"PARLEY_TITLES", "maybe"}, "PARLEY_TITLES", "on or off"},
+		{"max reply too small", []string{"PARLEY_MAX_REPLY_BYTES", "10"}, "PARLEY_MAX_REPLY_BYTES", "at least 1024"},
 		{"session idle bad", []string{"PARLEY_SESSION_IDLE_TIMEOUT", "5"}, "PARLEY_SESSION_IDLE_TIMEOUT", "Go duration"},
 		{"shutdown negative", []string{"PARLEY_SHUTDOWN_TIMEOUT", "-1s"}, "PARLEY_SHUTDOWN_TIMEOUT", "positive"},
 		{"log level", []string{"PARLEY_LOG_LEVEL", "trace"}, "PARLEY_LOG_LEVEL", "debug, info, warn or error"},
@@ -337,7 +376,7 @@ func TestSeveralErrorsAreJoined(t *testing.T) {
 
 	c := Default()
 	c.ChunkBytes = 0
-	c.Model = ""
+	c.Model = "two words"
 	errs = validationErrors(t, c.Validate())
 	if len(errs) != 2 || errs[0].Var != "PARLEY_MODEL" || errs[1].Var != "PARLEY_CHUNK_BYTES" {
 		t.Fatalf("Validate errors = %v, want PARLEY_MODEL then PARLEY_CHUNK_BYTES", errs)
@@ -488,6 +527,15 @@ func TestSecretsNeverEchoed(t *testing.T) {
 		}
 	}
 
+	// So is an OpenAI key, whichever variable it came from.
+	for _, name := range []string{"PARLEY_OPENAI_API_KEY", "OPENAI_API_KEY"} {
+		_, err := FromEnv(env(name, "sk-hidden-value 123"))
+		errs := validationErrors(t, err)
+		if len(errs) != 1 || errs[0].Var != name || errs[0].Value != "" || strings.Contains(err.Error(), "sk-hidden") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+
 	// A duplicate key is reported by position only.
 	_, err = FromEnv(env("PARLEY_API_KEYS", keyA+":alice,"+keyA+":bob"))
 	if err == nil || strings.Contains(err.Error(), keyA) {
@@ -500,15 +548,17 @@ func TestSecretsNeverEchoed(t *testing.T) {
 	c.APIKeys = map[string]string{keyA: "alice"}
 	c.JWTSecret = secret
 	c.NATSURL = "nats://parley:pa55word@n1:4222,nats://n2:4222"
+	c.OpenAIAPIKey = openaiKey
+	c.OpenAIBaseURL = "https://proxy:pr0xypass@llm.example/v1"
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
 	for _, out := range []string{buf.String(), c.String()} {
-		for _, s := range []string{keyA, secret, "pa55word"} {
+		for _, s := range []string{keyA, secret, "pa55word", openaiKey, "pr0xypass"} {
 			if strings.Contains(out, s) {
 				t.Errorf("output shows secret %q:\n%s", s, out)
 			}
 		}
-		for _, s := range []string{"PARLEY_LISTEN", "127.0.0.1:8080", "[redacted]", "n1:4222", "n2:4222"} {
+		for _, s := range []string{"PARLEY_LISTEN", "127.0.0.1:8080", "[redacted]", "n1:4222", "n2:4222", "PARLEY_OPENAI_API_KEY", "llm.example/v1"} {
 			if !strings.Contains(out, s) {
 				t.Errorf("output lacks %q:\n%s", s, out)
 			}
@@ -656,7 +706,7 @@ func TestEnvVars(t *testing.T) {
 		}
 		seen[n] = true
 	}
-	for _, n := range []string{"PARLEY_LISTEN", "PORT", "OLLAMA_HOST", "PARLEY_API_KEYS", "PARLEY_LOG_FORMAT"} {
+	for _, n := range []string{"PARLEY_LISTEN", "PORT", "OLLAMA_HOST", "PARLEY_OPENAI_BASE_URL", "PARLEY_OPENAI_API_KEY", "OPENAI_API_KEY", "PARLEY_API_KEYS", "PARLEY_LOG_FORMAT"} {
 		if !seen[n] {
 			t.Errorf("EnvVars lacks %s", n)
 		}
@@ -728,5 +778,44 @@ func TestSimSettings(t *testing.T) {
 	c.SimFaults, _ = sim.ParseFaults("cut_after=50,unavailable_every=10")
 	if s := c.String(); !strings.Contains(s, "PARLEY_SIM_FAULTS=unavailable_every=10,cut_after=50\n") {
 		t.Errorf("String() lacks the faults:\n%s", s)
+	}
+}
+
+func TestProviderConcurrency(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		provider  string
+		set, want int
+	}{
+		{ProviderOllama, 0, 1},
+		{ProviderSim, 0, 0},
+		{"openai", 0, 16},
+		{ProviderOllama, 3, 3},
+		{ProviderSim, 8, 8},
+	}
+	for _, tt := range tests {
+		c := Default()
+		c.Provider, c.UpstreamConcurrency = tt.provider, tt.set
+		if got := c.ProviderConcurrency(); got != tt.want {
+			t.Errorf("%s with %d: %d, want %d", tt.provider, tt.set, got, tt.want)
+		}
+	}
+}
+
+func TestDefaultModel(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ provider, model, want string }{
+		{ProviderOllama, "", "llama3.2"},
+		{ProviderOpenAI, "", "gpt-4o-mini"},
+		{ProviderSim, "", "sim"},
+		{ProviderSim, "tiny", "tiny"},
+		{ProviderOllama, "qwen2.5:7b", "qwen2.5:7b"},
+	}
+	for _, tt := range tests {
+		c := Default()
+		c.Provider, c.Model = tt.provider, tt.model
+		if got := c.DefaultModel(); got != tt.want {
+			t.Errorf("%s with %q: %q, want %q", tt.provider, tt.model, got, tt.want)
+		}
 	}
 }

@@ -25,8 +25,15 @@ const (
 	envAPIKeys    = "PARLEY_API_KEYS"
 	envJWTSecret  = "PARLEY_JWT_SECRET"
 	envPingIntvl  = "PARLEY_WS_PING_INTERVAL"
+	envProvider   = "PARLEY_PROVIDER"
+	envOpenAIURL  = "PARLEY_OPENAI_BASE_URL"
+	envOpenAIKey  = "PARLEY_OPENAI_API_KEY"
+	envOpenAIStd  = "OPENAI_API_KEY" // the OpenAI SDKs' variable, read when envOpenAIKey is unset
 	natsListenOff = "off"
 )
+
+// openAIHost is the host whose API refuses requests without a key.
+const openAIHost = "api.openai.com"
 
 // Limits enforced by Validate.
 const (
@@ -40,9 +47,12 @@ const (
 // parse, print and check it. The vars table drives FromEnv, RegisterFlags,
 // Validate, EnvVars and LogValue alike, so they cannot drift apart.
 type variable struct {
-	env   string // environment variable
-	flag  string // flag name; "" for none (secrets, PORT)
-	usage string // flag usage, one line
+	env string // environment variable
+	// fallback is a second variable FromEnv reads when env is unset
+	// (OPENAI_API_KEY for PARLEY_OPENAI_API_KEY); "" for none.
+	fallback string
+	flag     string // flag name; "" for none (secrets, PORT)
+	usage    string // flag usage, one line
 
 	// set parses a non-empty, trimmed value into c. Its error says what is
 	// accepted, without naming the variable.
@@ -161,7 +171,7 @@ var vars = []variable{
 		"how often JetStream fsyncs; a machine crash can lose this much",
 		func(c *Config) *time.Duration { return &c.SyncInterval }),
 	{
-		env: "PARLEY_PROVIDER", flag: "provider",
+		env: envProvider, flag: "provider",
 		usage: "model provider: " + strings.Join(providers, ", "),
 		set:   func(c *Config, s string) error { c.Provider = strings.ToLower(s); return nil },
 		get:   func(c *Config) string { return c.Provider },
@@ -196,12 +206,41 @@ var vars = []variable{
 		},
 	},
 	{
+		env: envOpenAIURL, flag: "openai-base-url",
+		usage: "OpenAI-compatible API base URL, up to and including /v1",
+		set: func(c *Config, s string) error {
+			c.OpenAIBaseURL = s
+			return checkOpenAIBaseURL(s)
+		},
+		get:    func(c *Config) string { return c.OpenAIBaseURL },
+		check:  func(c *Config) string { return errString(checkOpenAIBaseURL(c.OpenAIBaseURL)) },
+		redact: redactURLs,
+	},
+	{
+		env: envOpenAIKey, fallback: envOpenAIStd,
+		set: func(c *Config, s string) error { c.OpenAIAPIKey = s; return checkOpenAIKey(s) },
+		get: func(c *Config) string { return c.OpenAIAPIKey },
+		check: func(c *Config) string {
+			if err := checkOpenAIKey(c.OpenAIAPIKey); err != nil {
+				return err.Error()
+			}
+			if c.Provider == ProviderOpenAI && c.OpenAIAPIKey == "" {
+				if u, err := url.Parse(c.OpenAIBaseURL); err == nil && strings.EqualFold(u.Hostname(), openAIHost) {
+					return fmt.Sprintf("%s=%s with %s=%s needs an API key: set %s or %s, or point %s at a server that needs none (e.g. Ollama's http://127.0.0.1:11434/v1)",
+						envProvider, ProviderOpenAI, envOpenAIURL, c.OpenAIBaseURL, envOpenAIKey, envOpenAIStd, envOpenAIURL)
+				}
+			}
+			return ""
+		},
+		secret: true,
+	},
+	{
 		env: "PARLEY_MODEL", flag: "model",
 		usage: "model for new sessions that do not name one",
 		set:   func(c *Config, s string) error { c.Model = s; return nil },
 		get:   func(c *Config) string { return c.Model },
 		check: func(c *Config) string {
-			if c.Model == "" || strings.IndexFunc(c.Model, notPrintableOrSpace) >= 0 {
+			if strings.IndexFunc(c.Model, notPrintableOrSpace) >= 0 {
 				return "want a model name without spaces, e.g. llama3.2 or qwen2.5:0.5b"
 			}
 			return ""
@@ -219,6 +258,21 @@ var vars = []variable{
 	durationVar("PARLEY_UPSTREAM_TOTAL_TIMEOUT", "upstream-total-timeout",
 		"bound on one whole generation",
 		func(c *Config) *time.Duration { return &c.UpstreamTotalTimeout }),
+	intVar("PARLEY_UPSTREAM_CONCURRENCY", "upstream-concurrency",
+		"generations at once per model, the rest wait in line; 0 means the provider's default (ollama 1, openai 16, sim no limit)",
+		func(c *Config) *int { return &c.UpstreamConcurrency }, 0),
+	intVar("PARLEY_UPSTREAM_RETRIES", "upstream-retries",
+		"retries of a request the model server refused before any output (connection refused, 429, 5xx)",
+		func(c *Config) *int { return &c.UpstreamRetries }, 0),
+	intVar("PARLEY_CONTEXT_TOKENS", "context-tokens",
+		"context window the history is trimmed to, in tokens; 0 means what the model server reports (else 4096)",
+		func(c *Config) *int { return &c.ContextTokens }, 0),
+	intVar("PARLEY_MAX_REPLY_BYTES", "max-reply-bytes",
+		"cap of one reply (text and reasoning); a longer one ends as failed with too_large",
+		func(c *Config) *int { return &c.MaxReplyBytes }, 1024),
+	boolVar("PARLEY_TITLES", "titles",
+		"give each untitled session a title made by the model after its first completed turn",
+		func(c *Config) *bool { return &c.Titles }),
 	{
 		env: "PARLEY_SIM_TTFT", flag: "sim-ttft",
 		usage: "simulated model (PARLEY_PROVIDER=sim): time to first token, 0 for none",
@@ -341,6 +395,12 @@ var vars = []variable{
 			}
 			return ""
 		}),
+	intVar("PARLEY_WS_COMMAND_RATE", "ws-command-rate",
+		"frames per second a WebSocket client may send on average; more are dropped with rate_limited",
+		func(c *Config) *int { return &c.WSCommandRate }, 1),
+	intVar("PARLEY_WS_COMMAND_BURST", "ws-command-burst",
+		"frames a WebSocket client may send at once before the rate applies",
+		func(c *Config) *int { return &c.WSCommandBurst }, 1),
 	durationVar("PARLEY_CHUNK_INTERVAL", "chunk-interval",
 		"longest a running reply goes unpersisted",
 		func(c *Config) *time.Duration { return &c.ChunkInterval }),
@@ -454,6 +514,25 @@ func intVar(env, flagName, usage string, field func(*Config) *int, minimum int) 
 			}
 			return ""
 		},
+	}
+}
+
+func boolVar(env, flagName, usage string, field func(*Config) *bool) variable {
+	return variable{
+		env: env, flag: flagName, usage: usage,
+		set: func(c *Config, s string) error {
+			switch strings.ToLower(s) {
+			case "1", "true", "on", "yes":
+				*field(c) = true
+			case "0", "false", "off", "no":
+				*field(c) = false
+			default:
+				return errors.New("want on or off (true/false, 1/0, yes/no)")
+			}
+			return nil
+		},
+		get:   func(c *Config) string { return strconv.FormatBool(*field(c)) },
+		check: func(*Config) string { return "" },
 	}
 }
 
@@ -599,6 +678,26 @@ func normalizeOllamaHost(s string) (string, error) {
 		u.Path = "/" + path
 	}
 	return u.String(), nil
+}
+
+// checkOpenAIBaseURL checks an OpenAI-compatible base URL: http or https,
+// with a host, no fragment.
+func checkOpenAIBaseURL(s string) error {
+	const want = "want an http(s) URL up to and including the API version, such as https://api.openai.com/v1, https://openrouter.ai/api/v1 or http://127.0.0.1:11434/v1"
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
+		return errors.New(want)
+	}
+	return nil
+}
+
+// checkOpenAIKey checks a bearer token for an OpenAI-compatible API: it
+// must fit in one header line. Errors never show the key.
+func checkOpenAIKey(k string) error {
+	if strings.IndexFunc(k, notPrintableOrSpace) >= 0 {
+		return errors.New("the key has spaces or control characters; paste it without quotes or line breaks")
+	}
+	return nil
 }
 
 // parseAPIKeys parses PARLEY_API_KEYS: "key:user,key:user". Spaces around

@@ -12,6 +12,12 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// EmbeddedMaxPayload is the largest message the embedded server takes:
+// 8 MiB (NATS's default is 1 MiB), so that a terminal event carrying a
+// long reply (up to the session actors' MaxReplyBytes, JSON-escaped)
+// always fits.
+const EmbeddedMaxPayload = 8 << 20
+
 // EmbeddedConfig configures an embedded NATS server with JetStream.
 type EmbeddedConfig struct {
 	// StoreDir holds JetStream's files. Required.
@@ -54,6 +60,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		NoSigs:                true,
 		SyncInterval:          cfg.SyncInterval,
 		DisableShortFirstPing: true,
+		MaxPayload:            EmbeddedMaxPayload,
 	}
 	if cfg.Listen == "" {
 		opts.DontListen = true

@@ -112,6 +112,24 @@ type GenerationStarted struct {
 	Model    string `json:"model"`
 	Provider string `json:"provider"`
 	ReplyTo  uint64 `json:"reply_to"`
+	// Context says what of the conversation was sent upstream; nil in
+	// logs written before it existed.
+	Context *ContextInfo `json:"context,omitempty"`
+}
+
+// ContextInfo records how the conversation was fitted into the model's
+// context window for one generation.
+type ContextInfo struct {
+	// Window is the model's context window in tokens.
+	Window int `json:"window"`
+	// Tokens is the (conservative) estimate of the tokens sent.
+	Tokens int `json:"tokens"`
+	// Messages is how many messages were sent, system prompt included.
+	Messages int `json:"messages"`
+	// Omitted is how many older messages were left out to fit.
+	Omitted int `json:"omitted,omitempty"`
+	// OmittedThrough is the seq of the newest message left out.
+	OmittedThrough uint64 `json:"omitted_through,omitempty"`
 }
 
 // GenerationChunk is the data of generation.chunk: a persisted slice of a
@@ -136,12 +154,15 @@ type GenerationCompleted struct {
 	Usage      Usage  `json:"usage"`
 	TTFTMs     int64  `json:"ttft_ms"`
 	DurationMs int64  `json:"duration_ms"`
+	// Reasoning is the model's thinking text, kept apart from the reply.
+	Reasoning string `json:"reasoning,omitempty"`
 }
 
 // GenerationStopped is the data of generation.stopped.
 type GenerationStopped struct {
-	Gen  uint64 `json:"gen"`
-	Text string `json:"text"`
+	Gen       uint64 `json:"gen"`
+	Text      string `json:"text"`
+	Reasoning string `json:"reasoning,omitempty"`
 }
 
 // ErrorInfo is a coded error as it is persisted and sent on the wire.
@@ -152,9 +173,10 @@ type ErrorInfo struct {
 
 // GenerationFailed is the data of generation.failed.
 type GenerationFailed struct {
-	Gen   uint64    `json:"gen"`
-	Text  string    `json:"text"`
-	Error ErrorInfo `json:"error"`
+	Gen       uint64    `json:"gen"`
+	Text      string    `json:"text"`
+	Error     ErrorInfo `json:"error"`
+	Reasoning string    `json:"reasoning,omitempty"`
 }
 
 // GenerationInterrupted is the data of generation.interrupted.

@@ -1,10 +1,14 @@
 package gateway_test
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
+	"github.com/parleyhq/parley/gateway"
 	"github.com/parleyhq/parley/internal/testkit"
 )
 
@@ -223,5 +227,33 @@ func TestRestartKeepsSessions(t *testing.T) {
 	msgs := s2.upstream.Requests()[0].Chat.Messages
 	if len(msgs) != 3 || msgs[0].Content != "one" || msgs[1].Content != "first reply" || msgs[2].Content != "two" {
 		t.Errorf("context after restart: %+v", msgs)
+	}
+}
+
+// TestShutdownSaysReconnect shuts the gateway down under an attached
+// client: it gets a reconnect frame with a delay in the advertised range,
+// after the frames it was already sent, then the close with 1001.
+func TestShutdownSaysReconnect(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, stackOpts{})
+	c := s.dial("")
+	create(t, c, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fs := c.Until(func(f testkit.Frame) bool { return f.Type != "event" })
+	f := fs[len(fs)-1]
+	var r struct {
+		Type    string
+		AfterMs int64 `json:"after_ms"`
+	}
+	if err := json.Unmarshal(f.Raw, &r); err != nil || r.Type != "reconnect" ||
+		r.AfterMs < gateway.ReconnectMinDelay.Milliseconds() || r.AfterMs > gateway.ReconnectMaxDelay.Milliseconds() {
+		t.Fatalf("first frame at shutdown: %s", f.Raw)
+	}
+	if code := c.Closed(); code != websocket.StatusGoingAway {
+		t.Errorf("closed with %v, want 1001", code)
 	}
 }

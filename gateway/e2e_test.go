@@ -350,29 +350,31 @@ func TestE2ELoopWithoutDone(t *testing.T) {
 }
 
 // TestE2EUnknownModel asks the real Ollama for a model it does not have:
-// the generation fails with a message naming the model, and the session
-// is free for the next send.
+// create is refused with a message naming the model, before anything is
+// appended, over WebSocket and HTTP; GET /v1/models lists what it has.
 func TestE2EUnknownModel(t *testing.T) {
 	base := testkit.RealOllama(t)
 	t.Parallel()
 	s := newStack(t, stackOpts{ollamaURL: base, model: testkit.TinyModel})
 	c := s.dial("")
 	const model = "no-such-model"
-	id := create(t, c, map[string]any{"model": model})
-	for i := range 2 { // the second send shows nothing is left running
-		gen, frames, last := realTurn(t, c, id, "hello")
-		if last.Kind != "generation.failed" {
-			t.Fatalf("send %d: terminal %s: %s", i, last.Kind, last.Raw)
-		}
-		var d failedData
-		decodeData(t, last, &d)
-		if d.Error.Code != "upstream_error" || !strings.Contains(d.Error.Message, "'"+model+"'") || !strings.Contains(d.Error.Message, "not found") {
-			t.Errorf("send %d: error %+v, want upstream_error saying model '%s' is not found", i, d.Error, model)
-		}
-		if d.Text != "" || checkDeltas(t, frames, gen) != 0 {
-			t.Errorf("send %d: text %q and deltas for a model that does not exist", i, d.Text)
-		}
+	r, _ := c.Reply(c.Command(map[string]any{"type": "create", "model": model}))
+	if r.Type != "error" || r.Code != "bad_request" || !strings.Contains(r.Message, `"`+model+`"`) || r.Session != "" {
+		t.Errorf("create over WebSocket: %s, want error bad_request naming %s", r.Raw, model)
 	}
+	status, body := s.do("POST", "/v1/sessions", "", map[string]any{"model": model})
+	if status != http.StatusBadRequest || jsonField(t, body, "error.code") != "bad_request" {
+		t.Errorf("create over HTTP: %d %s", status, body)
+	}
+	if status, body := s.do("GET", "/v1/sessions", "", nil); status != 200 || strings.Contains(string(body), `"id"`) {
+		t.Errorf("a refused create left a session: %d %s", status, body)
+	}
+	status, body = s.do("GET", "/v1/models", "", nil)
+	if status != 200 || !strings.Contains(string(body), `"name":"`+testkit.TinyModel+`:latest"`) || jsonField(t, body, "provider") != "ollama" {
+		t.Errorf("models: %d %s", status, body)
+	}
+	// A model it has, named without its tag, is fine.
+	create(t, c, map[string]any{"model": testkit.TinyModel})
 }
 
 // TestE2EAttachAfterTurn reloads a finished session on a second WebSocket:

@@ -41,6 +41,17 @@ type stackOpts struct {
 	scripted     testkit.ScriptedConfig
 	sseKeepalive time.Duration
 	pingInterval time.Duration
+	// Upstream discipline (zero: no limit, no retry, no titles, the
+	// window the model server reports).
+	concurrency   int
+	retry         actors.RetryPolicy
+	titles        bool
+	contextTokens int
+	// Flood and slow-reader limits (zero: the gateway's defaults).
+	commandRate    float64
+	commandBurst   int
+	maxWriteBuffer int
+	maxReplyBytes  int
 }
 
 func newStack(t testing.TB, o stackOpts) *stack {
@@ -66,6 +77,8 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	sys, err := actors.New(actors.Config{
 		Store: store, Index: store, Snapshots: store, Provider: prov, DefaultModel: o.model,
 		ChunkBytes: o.chunkBytes, Logger: testkit.Logger(t),
+		Concurrency: o.concurrency, Retry: o.retry, Titles: o.titles, ContextTokens: o.contextTokens,
+		MaxReplyBytes: o.maxReplyBytes,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +88,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		Listen: "127.0.0.1:0", System: sys, Auth: o.auth,
 		MaxFrameBytes: o.frameBytes, IdleTimeout: o.idleTimeout, Logger: testkit.Logger(t),
 		SSEKeepalive: o.sseKeepalive, PingInterval: o.pingInterval,
+		CommandRate: o.commandRate, CommandBurst: o.commandBurst, MaxWriteBuffer: o.maxWriteBuffer,
 	})
 	if err != nil {
 		t.Fatal(err)

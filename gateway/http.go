@@ -10,6 +10,7 @@ import (
 
 	"github.com/parleyhq/parley/actors"
 	"github.com/parleyhq/parley/events"
+	"github.com/parleyhq/parley/llm"
 	"github.com/parleyhq/parley/web"
 )
 
@@ -235,6 +236,24 @@ func (s *Server) handleRegenerate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"seq": gen})
+}
+
+// handleModels lists what the configured provider offers.
+func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
+	_, ctx, cancel, ok := s.authed(w, r, nil)
+	if !ok {
+		return
+	}
+	defer cancel()
+	list, err := s.cfg.System.Models(ctx)
+	if err != nil {
+		replyError(w, err)
+		return
+	}
+	if list == nil {
+		list = []llm.ModelInfo{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"provider": s.cfg.System.ProviderName(), "models": list})
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {

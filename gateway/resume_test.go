@@ -75,6 +75,26 @@ func TestResumeMidDelta(t *testing.T) {
 	assertNoDuplicateSeq(t, all)
 }
 
+// assertEndedDuringCut checks that deltas assembling to less than the
+// final text can only be because the reply ended while the client was
+// away: then the final event comes in the history of the last attach
+// (frames from index resumedAt on), with no delta after that attach.
+func assertEndedDuringCut(t *testing.T, frames []testkit.Frame, resumedAt int, text string, final testkit.Frame) {
+	t.Helper()
+	if text == final.DataText() {
+		return
+	}
+	if resumedAt < 0 {
+		t.Fatalf("deltas assembled %d of %d bytes without any cut", len(text), len(final.DataText()))
+	}
+	for _, f := range frames[resumedAt : len(frames)-1] {
+		if f.Type == "delta" {
+			t.Fatalf("deltas assembled %d of %d bytes, yet the last resume got live deltas: %s", len(text), len(final.DataText()), f.Raw)
+		}
+	}
+	t.Logf("the reply ended during a cut: the final event brought the last %d bytes", len(final.DataText())-len(text))
+}
+
 func assertNoDuplicateSeq(t *testing.T, frames []testkit.Frame) {
 	t.Helper()
 	seen := map[uint64]bool{}
@@ -101,7 +121,7 @@ func TestResumeManyCuts(t *testing.T) {
 	id := create(t, c, nil)
 	var all []testkit.Frame
 	send(t, c, id, "very long please")
-	cuts := 0
+	cuts, lastResume := 0, -1
 	for {
 		n := 1 + rng.IntN(60)
 		done := false
@@ -119,12 +139,17 @@ func TestResumeManyCuts(t *testing.T) {
 		id2 := c.Command(map[string]any{"type": "attach", "session": id, "after": cursorOf(all)})
 		_, before := c.Reply(id2)
 		all = append(all, before...)
+		lastResume = len(all)
 	}
 	final := all[len(all)-1]
 	text := testkit.Assemble(t, all, 3)
-	if final.Kind != "generation.completed" || text != final.DataText() || text != strings.Join(tokens, "") {
+	// The reply is the final event's text. The deltas assemble to all of
+	// it, or, when the reply ended during a cut, to a prefix of it: a
+	// completed generation is never re-sent as deltas (PROTOCOL.md 3).
+	if final.Kind != "generation.completed" || final.DataText() != strings.Join(tokens, "") || !strings.HasPrefix(final.DataText(), text) {
 		t.Fatalf("after %d cuts: %s; assembled %d bytes, final %d", cuts, final.Kind, len(text), len(final.DataText()))
 	}
+	assertEndedDuringCut(t, all, lastResume, text, final)
 	assertNoDuplicateSeq(t, all)
 	if cuts < 10 {
 		t.Errorf("only %d cuts; the reply was too short to test much", cuts)

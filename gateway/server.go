@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parleyhq/parley/actors"
 )
@@ -23,6 +25,8 @@ const (
 	DefaultPingInterval   = 25 * time.Second
 	DefaultIdleTimeout    = 75 * time.Second
 	DefaultMaxWriteBuffer = 1 << 20
+	DefaultCommandRate    = 20
+	DefaultCommandBurst   = 60
 )
 
 // Config configures a Server.
@@ -46,6 +50,12 @@ type Config struct {
 	// IdleTimeout closes a WebSocket from which nothing (not even a pong)
 	// arrived for this long. Zero value means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// CommandRate is how many frames per second a WebSocket client may
+	// send on average, CommandBurst how many at once; frames beyond are
+	// dropped with an error rate_limited. Zero values mean
+	// DefaultCommandRate and DefaultCommandBurst.
+	CommandRate  float64
+	CommandBurst int
 	// MaxWriteBuffer is how many bytes may wait for a slow client before
 	// its connection is closed (it can resume from its cursor). Zero value
 	// means DefaultMaxWriteBuffer.
@@ -56,6 +66,9 @@ type Config struct {
 	// Details adds fields to the /readyz body (provider, model server).
 	// Zero value means none.
 	Details func() map[string]any
+	// Metrics is the registry /metrics serves; Parley's collectors are
+	// registered on it. Zero value means a new registry.
+	Metrics *prometheus.Registry
 	// Logger receives structured logs. Zero value means slog.Default().
 	Logger *slog.Logger
 }
@@ -76,6 +89,9 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[*websocket.Conn]struct{} // open WebSockets, for pings and shutdown
 	sse   map[net.Conn]*sseStream      // open SSE streams by nbio connection
+
+	counters gatewayCounters
+	metrics  http.Handler
 
 	draining  atomic.Bool
 	stopPing  chan struct{}
@@ -106,6 +122,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxWriteBuffer <= 0 {
 		cfg.MaxWriteBuffer = DefaultMaxWriteBuffer
 	}
+	if cfg.CommandRate <= 0 {
+		cfg.CommandRate = DefaultCommandRate
+	}
+	if cfg.CommandBurst <= 0 {
+		cfg.CommandBurst = DefaultCommandBurst
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -117,6 +139,11 @@ func New(cfg Config) (*Server, error) {
 		sse:      make(map[net.Conn]*sseStream),
 		stopPing: make(chan struct{}),
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+		s.cfg.Metrics = cfg.Metrics
+	}
+	s.metrics = s.newMetrics(cfg.Metrics)
 	routeNBIOLogs(cfg.Logger)
 	s.upgrader = s.newUpgrader()
 	s.engine = nbhttp.NewEngine(nbhttp.Config{
@@ -164,9 +191,12 @@ func (s *Server) Addr() string {
 // balancers stop sending new traffic, while open connections go on.
 func (s *Server) Drain() { s.draining.Store(true) }
 
-// Shutdown closes every WebSocket with 1001 (going away; clients resume
-// from their cursor elsewhere), stops listening and waits for the
-// server's goroutines. It is safe to call more than once.
+// Shutdown tells every WebSocket client to reconnect (a reconnect frame
+// with a spread-out after_ms, so that thousands of clients do not come
+// back at the same instant), closes it with 1001 (going away; clients
+// resume from their cursor, here or elsewhere), ends every SSE stream,
+// stops listening and waits for the server's goroutines. It is safe to
+// call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
@@ -174,6 +204,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.stopPing)
 		s.mu.Lock()
 		for c := range s.conns {
+			_ = c.WriteMessage(websocket.TextMessage, actors.ReconnectFrame(reconnectDelay()).JSON)
 			_ = c.WriteClose(1001, "server shutting down")
 		}
 		for _, st := range s.sse {
@@ -185,6 +216,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	})
 	return err
 }
+
+// reconnectDelay is when a client told to reconnect should come back:
+// between ReconnectMinDelay and ReconnectMaxDelay, at random.
+func reconnectDelay() time.Duration {
+	return ReconnectMinDelay + rand.N(ReconnectMaxDelay-ReconnectMinDelay)
+}
+
+// The spread of reconnect delays given at shutdown.
+const (
+	ReconnectMinDelay = 500 * time.Millisecond
+	ReconnectMaxDelay = 5 * time.Second
+)
 
 // pingLoop pings every WebSocket each PingInterval and closes those
 // silent for longer than IdleTimeout (checked every IdleTimeout/4, so a
@@ -286,8 +329,10 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/sessions/{id}/events", s.handleSSE)
 	mux.HandleFunc("POST /v1/sessions/{id}/stop", s.handleStop)
 	mux.HandleFunc("POST /v1/sessions/{id}/regenerate", s.handleRegenerate)
+	mux.HandleFunc("GET /v1/models", s.handleModels)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	mux.Handle("GET /metrics", s.metrics)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &actors.Error{Code: actors.CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})

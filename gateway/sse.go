@@ -31,14 +31,14 @@ type sseStream struct {
 	done bool
 }
 
-// Write sends event and delta frames as SSE messages. Acks are not part
+// Write sends event, delta and queued frames as SSE messages. Acks are not part
 // of the stream; an error (the attach was refused after all) ends it.
 func (s *sseStream) Write(f *actors.Frame) {
 	if f.Type == actors.FrameError {
 		s.Close(0, "")
 		return
 	}
-	if f.Type != actors.FrameEvent && f.Type != actors.FrameDelta {
+	if f.Type != actors.FrameEvent && f.Type != actors.FrameDelta && f.Type != actors.FrameQueued {
 		return
 	}
 	b := make([]byte, 0, len(f.JSON)+len(f.Cursor)+32)
@@ -118,6 +118,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		raw = hc.Conn
 	}
 	_ = raw.SetReadDeadline(time.Time{})
+	s.counters.sseOpened.Add(1)
 	st := &sseStream{conn: raw}
 	head := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"+
 		"X-Accel-Buffering: no\r\nConnection: keep-alive\r\nDate: %s\r\n\r\n: stream %s\n\n",

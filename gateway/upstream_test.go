@@ -37,19 +37,14 @@ func TestUpstreamFaults(t *testing.T) {
 		{"cut stream", testkit.Script{testkit.StepContent("cut "), testkit.StepCut()}, "upstream_error", "cut "},
 		{"no done record", testkit.Script{testkit.StepContent("loop "), testkit.StepEnd()}, "upstream_error", "loop "},
 		{"proxy page", testkit.Script{testkit.StepResponse(502, "text/html", "<html>bad gateway</html>")}, "upstream_unavailable", ""},
-		{"unknown model", nil, "upstream_error", ""},
+		// A model removed from the server after the session was created.
+		{"model gone", testkit.Script{testkit.StepErrorStatus(404, "model 'tiny' not found")}, "upstream_error", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			o := stackOpts{}
-			if tt.script == nil {
-				o = stackOpts{model: "no-such-model", scripted: testkit.ScriptedConfig{Models: []string{"tiny"}}}
-			}
-			s := newStack(t, o)
-			if tt.script != nil {
-				s.upstream.Push(tt.script)
-			}
+			s := newStack(t, stackOpts{})
+			s.upstream.Push(tt.script)
 			frames := turn(t, s)
 			last := frames[len(frames)-1]
 			if last.Kind != "generation.failed" {

@@ -31,6 +31,7 @@ func (w wsSink) Close(code int, reason string) {
 type wsConn struct {
 	ac   *actors.Conn
 	seen atomic.Int64 // unix nanoseconds of the last frame received
+	rate bucket       // commands the client may still send; onMessage only
 }
 
 func (w *wsConn) touch() { w.seen.Store(time.Now().UnixNano()) }
@@ -82,6 +83,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("websocket upgrade failed", slog.Any(logKeyError, err))
 		return
 	}
+	s.counters.wsOpened.Add(1)
 	wc := &wsConn{ac: s.cfg.System.Connect(user, wsSink{c})}
 	wc.touch()
 	c.SetSession(wc)
@@ -99,13 +101,26 @@ func (s *Server) onMessage(c *websocket.Conn, mt websocket.MessageType, data []b
 	if !ok {
 		return
 	}
-	w.touch()
+	s.counters.frames.Add(1)
+	now := time.Now()
+	w.seen.Store(now.UnixNano())
+	if !w.rate.take(now, s.cfg.CommandRate, s.cfg.CommandBurst) {
+		// A flood: drop the frame, say so (a client that does not read
+		// either is closed by the write buffer limit), and keep the
+		// connection's memory and its actor's mailbox bounded.
+		s.counters.limited.Add(1)
+		ids := salvage(data) // the answer names the command it drops
+		writeFrame(c, actors.ErrorFrame(ids.ID, ids.Session, errRateLimited))
+		return
+	}
 	if mt != websocket.TextMessage {
+		s.counters.badFrames.Add(1)
 		writeFrame(c, actors.ErrorFrame("", "", actors.Errorf(actors.CodeBadRequest, "binary frames are not accepted; send JSON text frames")))
 		return
 	}
 	cmd, e := decodeCommand(data)
 	if e != nil {
+		s.counters.badFrames.Add(1)
 		writeFrame(c, actors.ErrorFrame(cmd.ID, cmd.Session, e))
 		return
 	}
@@ -114,6 +129,34 @@ func (s *Server) onMessage(c *websocket.Conn, mt websocket.MessageType, data []b
 		return
 	}
 	w.ac.Deliver(cmd)
+}
+
+// errRateLimited answers a frame over the connection's command rate.
+var errRateLimited = &actors.Error{Code: actors.CodeRateLimited, Message: "too many frames: slow down (the frame was dropped)"}
+
+// bucket is a token bucket of client frames: it refills at a rate per
+// second up to a burst. Its zero value is full. It is used from one
+// goroutine at a time (nbio delivers a connection's frames in order).
+type bucket struct {
+	used float32 // tokens spent, refilled over time
+	last int64   // unix nanoseconds of the last take
+}
+
+// take spends one token at now, and reports false when none is left.
+func (b *bucket) take(now time.Time, rate float64, burst int) bool {
+	t := now.UnixNano()
+	if b.last != 0 {
+		b.used -= float32(float64(t-b.last) / 1e9 * rate)
+		if b.used < 0 {
+			b.used = 0
+		}
+	}
+	b.last = t
+	if b.used+1 > float32(burst) {
+		return false
+	}
+	b.used++
+	return true
 }
 
 func writeFrame(c *websocket.Conn, f *actors.Frame) {

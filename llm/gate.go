@@ -2,7 +2,6 @@ package llm
 
 import (
 	"context"
-	"strings"
 	"sync"
 )
 
@@ -39,14 +38,6 @@ func NewGate(limit int) *Gate {
 // Limit is the number of slots per model (<= 0: unlimited).
 func (g *Gate) Limit() int { return g.limit }
 
-// gateKey names a model the way SameModel compares names.
-func gateKey(model string) string {
-	if !strings.Contains(model, ":") {
-		model += ":latest"
-	}
-	return strings.ToLower(model)
-}
-
 // Acquire waits for a slot for model and returns the function that gives
 // it back (call it exactly once). While waiting, onPlace (if not nil) is
 // called with the caller's 1-based place in line, first when it joins
@@ -61,7 +52,7 @@ func (g *Gate) Acquire(ctx context.Context, model string, onPlace func(int)) (re
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	key := gateKey(model)
+	key := ModelKey(model)
 	g.mu.Lock()
 	q := g.models[key]
 	if q == nil {
@@ -173,9 +164,20 @@ type GateStats struct {
 func (g *Gate) Stats(model string) GateStats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	q := g.models[gateKey(model)]
+	q := g.models[ModelKey(model)]
 	if q == nil {
 		return GateStats{}
 	}
 	return GateStats{Running: q.running, Waiting: len(q.waiting)}
+}
+
+// Waiting is how many callers wait in line, over all models.
+func (g *Gate) Waiting() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, q := range g.models {
+		n += len(q.waiting)
+	}
+	return n
 }

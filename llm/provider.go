@@ -89,14 +89,15 @@ type ContextSizer interface {
 
 // SameModel reports whether two model names name the same model, the way
 // Ollama matches them: case-insensitively, with "x" meaning "x:latest".
-func SameModel(a, b string) bool {
-	norm := func(s string) string {
-		if !strings.Contains(s, ":") {
-			s += ":latest"
-		}
-		return s
+func SameModel(a, b string) bool { return ModelKey(a) == ModelKey(b) }
+
+// ModelKey is the form of a model name that SameModel compares: lower
+// case, with ":latest" added when there is no tag.
+func ModelKey(name string) string {
+	if !strings.Contains(name, ":") {
+		name += ":latest"
 	}
-	return strings.EqualFold(norm(a), norm(b))
+	return strings.ToLower(name)
 }
 
 // Error codes (PROTOCOL.md section 3) for upstream failures.

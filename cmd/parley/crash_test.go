@@ -34,7 +34,7 @@ var childLineRE = regexp.MustCompile(`^parley listening on http://(\S+) `)
 // child is `parley serve` in a process of its own.
 type child struct {
 	cmd  *exec.Cmd
-	base string // http://127.0.0.1:port
+	base string        // http://127.0.0.1:port
 	exit chan struct{} // closed when the process has exited
 }
 

@@ -79,6 +79,9 @@ func baseEnv(t testing.TB, ollamaURL string) env {
 		"OLLAMA_HOST":             ollamaURL,
 		"PARLEY_MODEL":            "tiny",
 		"PARLEY_SHUTDOWN_TIMEOUT": "10s",
+		// Titles add a request to the model and an event to the log
+		// after each first turn; TestServeTitles tests them.
+		"PARLEY_TITLES": "off",
 	}
 }
 

@@ -96,13 +96,44 @@ func dialReader(ctx context.Context, url string) (*reader, error) {
 	return &reader{store: st, from: "NATS " + redactURL(url), close: nc.Close}, nil
 }
 
+// sessionArg takes the session id out of a replay command line: the
+// first argument that is not a flag of replay (nor a flag's value), or
+// the argument after "--".
+func sessionArg(args []string) (string, []string) {
+	probe := flag.NewFlagSet("probe", flag.ContinueOnError)
+	var c config.Config
+	c.RegisterFlags(probe)
+	probe.Bool("json", false, "")
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			if i+1 < len(args) {
+				return args[i+1], append(append([]string(nil), args[:i]...), args[i+2:]...)
+			}
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			return a, append(append([]string(nil), args[:i]...), args[i+1:]...)
+		}
+		name, _, withValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := probe.Lookup(name)
+		if f == nil {
+			return a, append(append([]string(nil), args[:i]...), args[i+1:]...)
+		}
+		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); withValue || ok && bf.IsBoolFlag() {
+			continue
+		}
+		i++ // the flag's value
+	}
+	return "", args
+}
+
 func runReplay(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var asJSON bool
-	// Flags may come before or after the session id.
-	var session string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		session, args = args[0], args[1:]
-	}
+	// Flags may come before or after the session id. A session id may
+	// itself start with "-" (ids are base64url): the id is the first
+	// argument that does not name a flag.
+	session, args := sessionArg(args)
 	cfg, fs, err := loadConfig("replay", args, getenv, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&asJSON, "json", false, "print one event per line as stored (JSON)")
 	})

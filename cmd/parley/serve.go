@@ -20,6 +20,7 @@ import (
 	"github.com/parleyhq/parley/gateway"
 	"github.com/parleyhq/parley/llm"
 	"github.com/parleyhq/parley/llm/ollama"
+	"github.com/parleyhq/parley/llm/openai"
 	"github.com/parleyhq/parley/llm/sim"
 )
 
@@ -131,8 +132,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer ms.close()
 
+	maxReply := cfg.MaxReplyBytes
+	if fit := actors.MaxReplyBytesFor(el.nc.MaxPayload()); fit < maxReply {
+		log.Warn("lowering the reply cap to what one NATS message holds; raise max_payload on the NATS servers to allow longer replies",
+			slog.Int("PARLEY_MAX_REPLY_BYTES", cfg.MaxReplyBytes), slog.Int("max_reply_bytes", fit), slog.Int64("max_payload", el.nc.MaxPayload()))
+		maxReply = fit
+	}
 	sys, err := actors.New(actors.Config{
-		Store: store, Index: store, Snapshots: store, Provider: ms.prov, DefaultModel: cfg.Model,
+		Store: store, Index: store, Snapshots: store, Provider: ms.prov, DefaultModel: cfg.DefaultModel(),
+		Concurrency:   cfg.ProviderConcurrency(),
+		Retry:         actors.RetryPolicy{Retries: cfg.UpstreamRetries},
+		ContextTokens: cfg.ContextTokens,
+		MaxReplyBytes: maxReply,
+		Titles:        cfg.Titles,
 		ChunkInterval: cfg.ChunkInterval, ChunkBytes: cfg.ChunkBytes,
 		SessionIdleTimeout: cfg.SessionIdleTimeout, Logger: log,
 	})
@@ -150,6 +162,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		MaxFrameBytes: cfg.MaxFrameBytes,
 		PingInterval:  cfg.WSPingInterval,
 		IdleTimeout:   cfg.WSIdleTimeout,
+		CommandRate:   float64(cfg.WSCommandRate),
+		CommandBurst:  cfg.WSCommandBurst,
 		Ready: func(ctx context.Context) error {
 			if !el.nc.IsConnected() {
 				return errors.New("not connected to NATS")
@@ -183,7 +197,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		dataDesc = "(external NATS)"
 	}
 	fmt.Fprintf(stdout, "parley listening on http://%s  data %s  %s  model server %s (model %s)%s\n",
-		srv.Addr(), dataDesc, natsDesc, ms.desc, cfg.Model, ms.note)
+		srv.Addr(), dataDesc, natsDesc, ms.desc, cfg.DefaultModel(), ms.note)
 
 	<-ctx.Done()
 	log.Info("shutting down", slog.Duration("grace", cfg.ShutdownTimeout))
@@ -222,21 +236,45 @@ type modelServer struct {
 	close   func()
 }
 
+// remoteServer is a provider behind a URL, which serve describes on the
+// start line, checks at start, and closes.
+type remoteServer interface {
+	llm.Provider
+	BaseURL() string
+	Close() error
+}
+
 // openModelServer builds the provider PARLEY_PROVIDER names. Nothing else
 // is ever substituted for it: when Ollama does not answer, serve says so
 // and suggests the simulated model, and still uses Ollama.
 func openModelServer(ctx context.Context, cfg config.Config, log *slog.Logger) (*modelServer, error) {
-	if cfg.Provider == config.ProviderSim {
+	var (
+		prov remoteServer
+		err  error
+	)
+	switch cfg.Provider {
+	case config.ProviderSim:
 		return openSim(cfg, log)
+	case config.ProviderOpenAI:
+		prov, err = openai.New(openai.Config{
+			BaseURL:           cfg.OpenAIBaseURL,
+			APIKey:            cfg.OpenAIAPIKey,
+			ConnectTimeout:    cfg.UpstreamConnectTimeout,
+			FirstTokenTimeout: cfg.UpstreamFirstTokenTimeout,
+			IdleTimeout:       cfg.UpstreamIdleTimeout,
+			TotalTimeout:      cfg.UpstreamTotalTimeout,
+			Logger:            log,
+		})
+	default:
+		prov, err = ollama.New(ollama.Config{
+			BaseURL:           cfg.OllamaHost,
+			ConnectTimeout:    cfg.UpstreamConnectTimeout,
+			FirstTokenTimeout: cfg.UpstreamFirstTokenTimeout,
+			IdleTimeout:       cfg.UpstreamIdleTimeout,
+			TotalTimeout:      cfg.UpstreamTotalTimeout,
+			Logger:            log,
+		})
 	}
-	prov, err := ollama.New(ollama.Config{
-		BaseURL:           cfg.OllamaHost,
-		ConnectTimeout:    cfg.UpstreamConnectTimeout,
-		FirstTokenTimeout: cfg.UpstreamFirstTokenTimeout,
-		IdleTimeout:       cfg.UpstreamIdleTimeout,
-		TotalTimeout:      cfg.UpstreamTotalTimeout,
-		Logger:            log,
-	})
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +282,7 @@ func openModelServer(ctx context.Context, cfg config.Config, log *slog.Logger) (
 		prov:    prov,
 		desc:    prov.Name() + " " + prov.BaseURL(),
 		note:    checkModelServer(ctx, prov, cfg, log),
-		details: map[string]any{"provider": prov.Name(), "simulated": false, "model_server": prov.BaseURL(), "model": cfg.Model},
+		details: map[string]any{"provider": prov.Name(), "simulated": false, "model_server": prov.BaseURL(), "model": cfg.DefaultModel()},
 		close:   func() { _ = prov.Close() },
 	}, nil
 }
@@ -255,8 +293,8 @@ func openModelServer(ctx context.Context, cfg config.Config, log *slog.Logger) (
 // PARLEY_MODEL's name, so that sessions work without changing it, and to
 // "sim".
 func openSim(cfg config.Config, log *slog.Logger) (*modelServer, error) {
-	models := []string{cfg.Model}
-	if !llm.SameModel(cfg.Model, sim.DefaultModel) {
+	models := []string{cfg.DefaultModel()}
+	if !llm.SameModel(cfg.DefaultModel(), sim.DefaultModel) {
 		models = append(models, sim.DefaultModel)
 	}
 	prov, err := sim.New(sim.Config{
@@ -283,7 +321,7 @@ func openSim(cfg config.Config, log *slog.Logger) (*modelServer, error) {
 		details: map[string]any{
 			"provider":  prov.Name(),
 			"simulated": true,
-			"model":     cfg.Model,
+			"model":     cfg.DefaultModel(),
 			"models":    models,
 			"sim": map[string]any{
 				"ttft_ms":           cfg.SimTTFT.Milliseconds(),
@@ -300,25 +338,47 @@ func openSim(cfg config.Config, log *slog.Logger) (*modelServer, error) {
 // default model. Neither is fatal: Parley serves history without it and
 // reports upstream_unavailable on sends. It returns a note for the start
 // line.
-func checkModelServer(ctx context.Context, prov *ollama.Provider, cfg config.Config, log *slog.Logger) string {
+func checkModelServer(ctx context.Context, prov remoteServer, cfg config.Config, log *slog.Logger) string {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	// Where the server is configured, and how to get the model.
+	urlVar, start, fix, pull := "OLLAMA_HOST", "Start Ollama (`ollama serve`) or point OLLAMA_HOST at it",
+		"Check OLLAMA_HOST", "run `ollama pull "+cfg.DefaultModel()+"` or set PARLEY_MODEL"
+	if cfg.Provider == config.ProviderOpenAI {
+		urlVar, start, fix, pull = "PARLEY_OPENAI_BASE_URL", "Check PARLEY_OPENAI_BASE_URL",
+			"Check PARLEY_OPENAI_API_KEY (or OPENAI_API_KEY) and PARLEY_OPENAI_BASE_URL", "set PARLEY_MODEL to one the server lists"
+	}
 	if err := prov.Check(ctx); err != nil {
-		log.Warn("the model server does not answer; chats will fail with upstream_unavailable until it does. Start Ollama (`ollama serve`) or point OLLAMA_HOST at it; "+
+		if llm.CodeOf(err) == llm.CodeUpstreamError {
+			// It answered, with an error status (a wrong API key, say).
+			log.Warn("the model server refused the check; chats will fail until that is fixed. "+fix,
+				slog.String(urlVar, prov.BaseURL()), slog.Any("error", err))
+			return "  [model server refused: " + checkStatus(err) + "]"
+		}
+		log.Warn("the model server does not answer; chats will fail with upstream_unavailable until it does. "+start+"; "+
 			"for a demo without a model, run with PARLEY_PROVIDER=sim (simulated replies, labelled as such)",
-			slog.String("OLLAMA_HOST", prov.BaseURL()), slog.Any("error", err))
+			slog.String(urlVar, prov.BaseURL()), slog.Any("error", err))
 		return "  [model server not answering]"
 	}
 	models, err := prov.Models(ctx)
 	if err != nil {
 		return ""
 	}
-	if !hasModel(models, cfg.Model) {
-		log.Warn("the model server does not have the default model; run `ollama pull "+cfg.Model+"` or set PARLEY_MODEL",
-			slog.String("PARLEY_MODEL", cfg.Model), slog.Any("available", models))
-		return "  [model " + cfg.Model + " not found]"
+	if !hasModel(models, cfg.DefaultModel()) {
+		log.Warn("the model server does not have the default model; "+pull,
+			slog.String("PARLEY_MODEL", cfg.DefaultModel()), slog.Any("available", models))
+		return "  [model " + cfg.DefaultModel() + " not found]"
 	}
 	return ""
+}
+
+// checkStatus is the HTTP status of a refused check, or "error".
+func checkStatus(err error) string {
+	var se *openai.StatusError
+	if errors.As(err, &se) && se.Status != "" {
+		return se.Status
+	}
+	return "error"
 }
 
 // hasModel matches Ollama names, where "x" means "x:latest".

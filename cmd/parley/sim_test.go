@@ -123,22 +123,16 @@ func TestServeSim(t *testing.T) {
 		t.Errorf("the same prompt gave %s %q, want the same reply %q", turnB.terminal.Kind, turnB.terminal.DataText(), done.Text)
 	}
 
-	// A model the simulator does not have fails as on a real server (and
-	// is not counted for faults).
-	other := newSession(map[string]any{"model": "gpt-4o"})
-	turnO := simChat(t, c, other, "hi")
-	var failed events.GenerationFailed
-	if err := json.Unmarshal(turnO.terminal.Data, &failed); err != nil || turnO.terminal.Kind != "generation.failed" ||
-		failed.Error.Code != "upstream_error" || !strings.Contains(failed.Error.Message, `model "gpt-4o" not found`) {
-		t.Errorf("unknown model: %s, want generation.failed upstream_error model not found", turnO.terminal.Raw)
-	}
-	if turnO.started.Provider != "sim" {
-		t.Errorf("generation.started %+v, want provider sim", turnO.started)
+	// A model the simulator does not have is refused at create, before
+	// anything is appended (and is not counted for faults).
+	r, _ := c.Reply(c.Command(map[string]any{"type": "create", "model": "gpt-4o"}))
+	if r.Type != "error" || r.Code != "bad_request" || !strings.Contains(r.Message, `unknown model "gpt-4o"`) {
+		t.Errorf("create with an unknown model: %s, want error bad_request unknown model", r.Raw)
 	}
 
 	// Request 3 meets the injected error after 5 tokens, whose text is kept.
 	turn3 := simChat(t, c, a, "and again")
-	failed = events.GenerationFailed{}
+	var failed events.GenerationFailed
 	if err := json.Unmarshal(turn3.terminal.Data, &failed); err != nil || turn3.terminal.Kind != "generation.failed" ||
 		failed.Error.Code != "upstream_error" || !strings.Contains(failed.Error.Message, "injected") {
 		t.Fatalf("request 3: %s, want generation.failed upstream_error (injected)", turn3.terminal.Raw)

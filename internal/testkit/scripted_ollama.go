@@ -38,6 +38,12 @@ type ScriptedConfig struct {
 	// Version is what /api/version reports. Zero value means
 	// ScriptedOllamaVersion.
 	Version string
+	// ContextLength is the trained context window /api/show reports
+	// (llama.context_length). Zero value means 2048, as the tiny model.
+	ContextLength int
+	// NumCtx, when not zero, is a num_ctx parameter /api/show reports, as
+	// a Modelfile's PARAMETER num_ctx does.
+	NumCtx int
 	// Script chooses the script of a request for which none was pushed
 	// with Push. It runs on the request's goroutine. Zero value means
 	// TextReply(DefaultScriptedReply, 8).
@@ -84,6 +90,7 @@ func NewScriptedOllama(tb testing.TB, cfg ScriptedConfig) *ScriptedOllama {
 	mux.HandleFunc("HEAD /api/version", s.handleVersion)
 	mux.HandleFunc("GET /api/tags", s.handleTags)
 	mux.HandleFunc("HEAD /api/tags", s.handleTags)
+	mux.HandleFunc("POST /api/show", s.handleShow)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		// gin's answer for an unknown route.
 		w.Header().Set("Content-Type", "text/plain")
@@ -428,6 +435,46 @@ func (s *ScriptedOllama) handleTags(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, "application/json; charset=utf-8", api.ListResponse{Models: models})
 }
 
+// handleShow answers /api/show with the part of Ollama's answer the
+// provider reads: model_info (the architecture and its context_length)
+// and the Modelfile parameters, as "name<spaces>value" lines.
+func (s *ScriptedOllama) handleShow(w http.ResponseWriter, r *http.Request) {
+	var req api.ShowRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, "application/json; charset=utf-8", map[string]string{"error": err.Error()})
+		return
+	}
+	name := req.Model
+	if name == "" {
+		name = req.Name
+	}
+	if !s.hasModel(name) {
+		writeJSON(w, http.StatusNotFound, "application/json; charset=utf-8", map[string]string{"error": fmt.Sprintf("model '%s' not found", name)})
+		return
+	}
+	ctxLen := s.cfg.ContextLength
+	if ctxLen == 0 {
+		ctxLen = 2048
+	}
+	params := "top_k                          1"
+	if s.cfg.NumCtx > 0 {
+		params = fmt.Sprintf("num_ctx                        %d\n%s", s.cfg.NumCtx, params)
+	}
+	writeJSON(w, http.StatusOK, "application/json; charset=utf-8", map[string]any{
+		"modelfile":  "FROM ./tiny.gguf",
+		"parameters": params,
+		"template":   "{{ range .Messages }}{{ .Role }}: {{ .Content }}\n{{ end }}assistant: ",
+		"details":    map[string]any{"format": "gguf", "family": "llama", "families": []string{"llama"}},
+		"model_info": map[string]any{
+			"general.architecture":   "llama",
+			"llama.context_length":   ctxLen,
+			"llama.embedding_length": 64,
+		},
+		"capabilities": []string{"completion"},
+		"modified_at":  s.started,
+	})
+}
+
 // fullModelName adds Ollama's default tag.
 func fullModelName(name string) string {
 	if i := strings.LastIndexByte(name, ':'); i < 0 || strings.Contains(name[i:], "/") {
@@ -589,8 +636,11 @@ func (p *player) step(st Step) bool {
 	case kindDone:
 		p.write(p.doneRecord(st.stats), st, 0)
 		return false
+	case kindHeader:
+		p.w.Header().Add(st.text, string(st.raw))
+		return true
 	}
-	panic(fmt.Sprintf("scripted ollama: unknown step kind %d", st.kind))
+	panic(fmt.Sprintf("scripted ollama: step kind %d is not an Ollama step (StepFinish, StepUsage, StepDoneMarker and StepComment are ScriptedOpenAI's only)", st.kind))
 }
 
 // record encodes r as the real server does: json.Marshal(api.ChatResponse)

@@ -7,21 +7,23 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ollama/ollama/api"
 
 	"github.com/parleyhq/parley/llm"
+	"github.com/parleyhq/parley/llm/internal/upstream"
 )
 
 // Defaults for the zero values of Config.
 const (
 	DefaultBaseURL           = "http://127.0.0.1:11434"
-	DefaultConnectTimeout    = 5 * time.Second
-	DefaultFirstTokenTimeout = 5 * time.Minute
-	DefaultIdleTimeout       = 2 * time.Minute
-	DefaultTotalTimeout      = 100 * time.Minute
+	DefaultConnectTimeout    = upstream.DefaultConnectTimeout
+	DefaultFirstTokenTimeout = upstream.DefaultFirstTokenTimeout
+	DefaultIdleTimeout       = upstream.DefaultIdleTimeout
+	DefaultTotalTimeout      = upstream.DefaultTotalTimeout
 )
 
 // Log attribute keys.
@@ -96,26 +98,11 @@ func New(cfg Config) (*Provider, error) {
 }
 
 func (c *Config) applyDefaults() error {
-	for _, d := range []struct {
-		name string
-		v    *time.Duration
-		def  time.Duration
-	}{
-		{"ConnectTimeout", &c.ConnectTimeout, DefaultConnectTimeout},
-		{"FirstTokenTimeout", &c.FirstTokenTimeout, DefaultFirstTokenTimeout},
-		{"IdleTimeout", &c.IdleTimeout, DefaultIdleTimeout},
-		{"TotalTimeout", &c.TotalTimeout, DefaultTotalTimeout},
-	} {
-		if *d.v < 0 {
-			return fmt.Errorf("ollama: %s is negative (%v)", d.name, *d.v)
-		}
-		if *d.v == 0 {
-			*d.v = d.def
-		}
+	t := upstream.Timeouts{Connect: c.ConnectTimeout, FirstToken: c.FirstTokenTimeout, Idle: c.IdleTimeout, Total: c.TotalTimeout}
+	if err := t.ApplyDefaults("ollama"); err != nil {
+		return err
 	}
-	if c.TotalTimeout < c.FirstTokenTimeout {
-		return fmt.Errorf("ollama: TotalTimeout (%v) is less than FirstTokenTimeout (%v)", c.TotalTimeout, c.FirstTokenTimeout)
-	}
+	c.ConnectTimeout, c.FirstTokenTimeout, c.IdleTimeout, c.TotalTimeout = t.Connect, t.FirstToken, t.Idle, t.Total
 	if c.BaseURL == "" {
 		c.BaseURL = DefaultBaseURL
 	}
@@ -186,7 +173,7 @@ func (p *Provider) Stream(ctx context.Context, req llm.Request, onDelta func(llm
 	defer cancelTotal()
 	st := &streamTrack{}
 	genCtx = context.WithValue(genCtx, trackKey{}, st)
-	wd := startWatchdog(p.cfg.FirstTokenTimeout, p.cfg.IdleTimeout, cancel)
+	wd := upstream.StartWatchdog(p.cfg.FirstTokenTimeout, p.cfg.IdleTimeout, cancel, ErrFirstTokenTimeout, ErrIdleTimeout)
 
 	var (
 		done   *api.ChatResponse
@@ -196,8 +183,8 @@ func (p *Provider) Stream(ctx context.Context, req llm.Request, onDelta func(llm
 		if done != nil {
 			return nil // nothing follows a done record; ignore if it does
 		}
-		wd.enter()
-		defer wd.leave()
+		wd.Enter()
+		defer wd.Leave()
 		if onDelta != nil && (r.Message.Content != "" || r.Message.Thinking != "") {
 			onDelta(llm.Delta{Text: r.Message.Content, Thinking: r.Message.Thinking})
 		}
@@ -206,7 +193,7 @@ func (p *Provider) Stream(ctx context.Context, req llm.Request, onDelta func(llm
 		}
 		return nil
 	})
-	wd.stop()
+	wd.Stop()
 
 	log := p.log.With(logKeyModel, req.Model)
 	switch {
@@ -294,10 +281,16 @@ func (p *Provider) Models(ctx context.Context) ([]llm.ModelInfo, error) {
 	return models, nil
 }
 
-// ContextLength returns the context window the model was trained for, from
-// /api/show ("<architecture>.context_length"), lowered to the num_ctx
-// parameter of its Modelfile when that is set. Zero means the server did
-// not say.
+// DefaultNumCtx is the context window Ollama runs a model with when its
+// Modelfile sets no num_ctx (and OLLAMA_CONTEXT_LENGTH is not set on the
+// server): prompts longer than that are cut by Ollama itself.
+const DefaultNumCtx = 4096
+
+// ContextLength returns the context window Ollama runs model with: the
+// num_ctx parameter of its Modelfile when set, else DefaultNumCtx, never
+// more than the window it was trained for (/api/show's
+// "<architecture>.context_length"). A server started with another
+// OLLAMA_CONTEXT_LENGTH needs PARLEY_CONTEXT_TOKENS to say so.
 func (p *Provider) ContextLength(ctx context.Context, model string) (int, error) {
 	callCtx, cancel := context.WithTimeoutCause(ctx, p.cfg.IdleTimeout, errNoAnswer)
 	defer cancel()
@@ -313,14 +306,17 @@ func (p *Provider) ContextLength(ctx context.Context, model string) (int, error)
 			}
 		}
 	}
+	numCtx := DefaultNumCtx
 	for _, line := range strings.Split(resp.Parameters, "\n") {
 		f := strings.Fields(line)
 		if len(f) == 2 && f[0] == "num_ctx" {
-			var c int
-			if _, err := fmt.Sscan(f[1], &c); err == nil && c > 0 && (n == 0 || c < n) {
-				n = c
+			if c, err := strconv.Atoi(f[1]); err == nil && c > 0 {
+				numCtx = c
 			}
 		}
+	}
+	if n == 0 || numCtx < n {
+		n = numCtx
 	}
 	return n, nil
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/parleyhq/parley/llm/ollama"
 )
 
-func provider(t *testing.T, url string, cfg ollama.Config) *ollama.Provider {
+func provider(t testing.TB, url string, cfg ollama.Config) *ollama.Provider {
 	t.Helper()
 	cfg.BaseURL = url
 	cfg.Logger = testkit.Logger(t)

@@ -1,34 +1,18 @@
 package ollama
 
 import (
-	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
-	"sync/atomic"
-	"time"
+
+	"github.com/parleyhq/parley/llm/internal/upstream"
 )
 
-// newHTTPClient builds the client the api package uses. It has no
-// Client.Timeout (streams are bounded by the watchdog instead), ignores
-// proxy environment variables (the model server is a direct peer, and only
-// the config package reads the environment), and keeps enough idle
-// connections for many concurrent generations.
+// newHTTPClient builds the client the api package uses: the shared
+// upstream transport (no proxy, no Client.Timeout; streams are bounded by
+// the watchdog instead) under a tracking layer.
 func newHTTPClient(cfg *Config) (*http.Client, *http.Transport) {
-	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
-	tr := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
-		TLSHandshakeTimeout:   cfg.ConnectTimeout,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		// Ollama does not compress; asking for gzip would only let a proxy
-		// in between buffer the stream.
-		DisableCompression: true,
-	}
+	tr := upstream.NewTransport(cfg.ConnectTimeout)
 	return &http.Client{Transport: &trackingTransport{base: tr}}, tr
 }
 
@@ -79,63 +63,3 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-// watchdog cancels a generation that waits too long for its first record or
-// between two records. Instead of resetting a timer per record it notes the
-// time of the last record and re-arms itself lazily when it fires.
-type watchdog struct {
-	first, idle time.Duration
-	start       time.Time
-	cancel      context.CancelCauseFunc
-	timer       *time.Timer
-
-	started bool         // a record has arrived; Stream goroutine only
-	last    atomic.Int64 // nanoseconds since start when the last record was handled; -1 before the first
-	busy    atomic.Bool  // inside onDelta: time there does not count
-}
-
-func startWatchdog(first, idle time.Duration, cancel context.CancelCauseFunc) *watchdog {
-	w := &watchdog{first: first, idle: idle, start: time.Now(), cancel: cancel}
-	w.last.Store(-1)
-	w.timer = time.AfterFunc(first, w.fire)
-	return w
-}
-
-func (w *watchdog) since() int64 { return int64(time.Since(w.start)) }
-
-func (w *watchdog) fire() {
-	if w.busy.Load() {
-		w.timer.Reset(w.idle)
-		return
-	}
-	last := w.last.Load()
-	if last < 0 {
-		w.cancel(ErrFirstTokenTimeout)
-		return
-	}
-	gap := time.Duration(w.since() - last)
-	if gap >= w.idle {
-		w.cancel(ErrIdleTimeout)
-		return
-	}
-	w.timer.Reset(w.idle - gap)
-}
-
-// enter marks the arrival of a record and the start of its handling.
-func (w *watchdog) enter() {
-	w.busy.Store(true)
-	if !w.started {
-		w.started = true
-		// From now on the idle limit applies, which may be shorter than
-		// what is left of the first-token limit.
-		w.timer.Reset(w.idle)
-	}
-}
-
-// leave marks the end of a record's handling: the idle gap starts now.
-func (w *watchdog) leave() {
-	w.last.Store(w.since())
-	w.busy.Store(false)
-}
-
-func (w *watchdog) stop() { w.timer.Stop() }

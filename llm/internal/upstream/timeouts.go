@@ -1,0 +1,49 @@
+package upstream
+
+import (
+	"fmt"
+	"time"
+)
+
+// Defaults of the four stream limits, shared by every provider (and by
+// the config package's PARLEY_UPSTREAM_* defaults).
+const (
+	DefaultConnectTimeout    = 5 * time.Second
+	DefaultFirstTokenTimeout = 5 * time.Minute
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultTotalTimeout      = 100 * time.Minute
+)
+
+// Timeouts are a provider's four limits. See the providers' Config types
+// for what each bounds.
+type Timeouts struct {
+	Connect, FirstToken, Idle, Total time.Duration
+}
+
+// ApplyDefaults replaces each zero limit with its default and checks the
+// result: no limit may be negative, and Total may not be less than
+// FirstToken. prefix names the provider in errors ("ollama", "openai");
+// the field names in errors are those of the providers' Config types.
+func (t *Timeouts) ApplyDefaults(prefix string) error {
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"ConnectTimeout", &t.Connect, DefaultConnectTimeout},
+		{"FirstTokenTimeout", &t.FirstToken, DefaultFirstTokenTimeout},
+		{"IdleTimeout", &t.Idle, DefaultIdleTimeout},
+		{"TotalTimeout", &t.Total, DefaultTotalTimeout},
+	} {
+		if *d.v < 0 {
+			return fmt.Errorf("%s: %s is negative (%v)", prefix, d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if t.Total < t.FirstToken {
+		return fmt.Errorf("%s: TotalTimeout (%v) is less than FirstTokenTimeout (%v)", prefix, t.Total, t.FirstToken)
+	}
+	return nil
+}
