@@ -36,6 +36,20 @@ type wsConn struct {
 
 func (w *wsConn) touch() { w.seen.Store(time.Now().UnixNano()) }
 
+// heard notes a frame from the client at now, and clears the socket's
+// read deadline. nbio arms the HTTP keep-alive deadline from its accept
+// goroutine after it has handed the socket to a poller, so with a quick
+// client that deadline can land after the upgrade cleared it, and would
+// cut a healthy WebSocket IdleTimeout after it opened (seen in `bench/run.sh
+// idle`: a few of 19,000 sockets). Clearing it on every client frame,
+// pongs included, removes such a stray timer long before it fires (the
+// first pong comes within a ping interval); an upgraded socket has no
+// other deadline: sweepIdle is its idle timer.
+func (w *wsConn) heard(c *websocket.Conn, now time.Time) {
+	w.seen.Store(now.UnixNano())
+	_ = c.SetReadDeadline(time.Time{})
+}
+
 func (s *Server) newUpgrader() *websocket.Upgrader {
 	u := websocket.NewUpgrader()
 	u.KeepaliveTime = 0 // no read deadline: sweepIdle closes silent sockets
@@ -44,12 +58,12 @@ func (s *Server) newUpgrader() *websocket.Upgrader {
 	u.OnMessage(s.onMessage)
 	u.SetPongHandler(func(c *websocket.Conn, _ string) {
 		if w, ok := c.Session().(*wsConn); ok {
-			w.touch()
+			w.heard(c, time.Now())
 		}
 	})
 	u.SetPingHandler(func(c *websocket.Conn, data string) {
 		if w, ok := c.Session().(*wsConn); ok {
-			w.touch()
+			w.heard(c, time.Now())
 		}
 		if err := c.WriteMessage(websocket.PongMessage, []byte(data)); err != nil {
 			_ = c.Close()
@@ -103,7 +117,7 @@ func (s *Server) onMessage(c *websocket.Conn, mt websocket.MessageType, data []b
 	}
 	s.counters.frames.Add(1)
 	now := time.Now()
-	w.seen.Store(now.UnixNano())
+	w.heard(c, now)
 	if !w.rate.take(now, s.cfg.CommandRate, s.cfg.CommandBurst) {
 		// A flood: drop the frame, say so (a client that does not read
 		// either is closed by the write buffer limit), and keep the

@@ -20,7 +20,7 @@ const workerEnv = "PARLEY_LOADGEN_TEST_WORKER"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(workerEnv) == "1" {
-		if err := ServeWorker(context.Background(), os.Stdin, os.Stdout); err != nil {
+		if err := ServeWorker(context.Background(), os.Stdin, os.Stdout, nil); err != nil {
 			fmt.Fprintln(os.Stderr, "worker:", err)
 			os.Exit(1)
 		}

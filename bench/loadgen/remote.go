@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os/exec"
 	"sync"
 	"time"
@@ -57,8 +58,9 @@ var _ workerAPI = (*remoteWorker)(nil)
 
 // ServeWorker runs one worker process: it reads requests from r and
 // writes replies to w until r ends, an "init" request first. The worker
-// lives at most MaxDuration plus a minute.
-func ServeWorker(ctx context.Context, r io.Reader, w io.Writer) error {
+// lives at most MaxDuration plus a minute. log receives its logs (nil
+// means slog.Default()).
+func ServeWorker(ctx context.Context, r io.Reader, w io.Writer, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, MaxDuration+time.Minute)
 	defer cancel()
 	var (
@@ -120,6 +122,7 @@ func ServeWorker(ctx context.Context, r io.Reader, w io.Writer) error {
 				write(reply{ID: req.ID, Error: "init without config"})
 				continue
 			}
+			req.Config.Logger = log
 			nw, err := newWorker(*req.Config, req.Index, req.Of)
 			rep := reply{ID: req.ID}
 			if err != nil {

@@ -437,6 +437,7 @@ func (w *worker) onClose(nc *nbio.Conn, err error) {
 		w.held.Add(-1)
 		w.unexpected.Add(1)
 		w.errs.add("closed_by_server", 1)
+		w.log.Debug("connection closed", slog.Int("conn", c.idx), slog.String("local", nc.LocalAddr().String()), slog.Any("error", err))
 	}
 	w.mu.Lock()
 	if w.conns[c.idx] == c {

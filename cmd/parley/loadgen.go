@@ -75,7 +75,7 @@ func runLoadgen(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	logging.SetLevel(logging.LevelWarn) // nbio's own start/stop lines
 
 	if *worker {
-		return loadgen.ServeWorker(ctx, stdin, stdout)
+		return loadgen.ServeWorker(ctx, stdin, stdout, cfg.Logger)
 	}
 	if *cpuProf != "" {
 		f, err := os.Create(*cpuProf)
