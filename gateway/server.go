@@ -63,6 +63,11 @@ type Config struct {
 	// Ready reports whether the process can serve traffic (NATS and
 	// JetStream reachable), for /readyz. Zero value means always ready.
 	Ready func(ctx context.Context) error
+	// Alive reports whether the process can still recover by itself, for
+	// /healthz: an error there (the event log's connection closed for
+	// good) asks the orchestrator to restart it. Zero value means always
+	// alive.
+	Alive func() error
 	// Details adds fields to the /readyz body (provider, model server).
 	// Zero value means none.
 	Details func() map[string]any

@@ -164,6 +164,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		IdleTimeout:   cfg.WSIdleTimeout,
 		CommandRate:   float64(cfg.WSCommandRate),
 		CommandBurst:  cfg.WSCommandBurst,
+		Alive: func() error {
+			if el.nc.IsClosed() {
+				return errors.New("the NATS connection is closed for good; restart the process")
+			}
+			return nil
+		},
 		Ready: func(ctx context.Context) error {
 			if !el.nc.IsConnected() {
 				return errors.New("not connected to NATS")
