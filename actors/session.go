@@ -485,13 +485,18 @@ func (s *sessionActor) request(replyTo uint64, pending *turn) (llm.Request, even
 	return llm.Request{Model: model, Messages: msgs}, info
 }
 
-// startGeneration spawns the generation actor of gen as a child.
+// startGeneration takes gen's place in the model's line (now, in the
+// order sessions start generations) and spawns its generation actor as a
+// child, which waits for the slot and streams.
 func (s *sessionActor) startGeneration(ctx actor.Context, gen uint64, req llm.Request) {
-	self := ctx.Self()
-	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return &generationActor{sys: s.sys, session: self, gen: gen, req: req}
+	self, sys := ctx.Self(), s.sys
+	s.gen = &running{gen: gen, start: s.sys.cfg.Now()}
+	ticket := sys.gate.Join(req.Model, func(place int) {
+		sys.root.Send(self, &genQueued{gen: gen, place: place})
+	})
+	s.gen.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return &generationActor{sys: sys, session: self, gen: gen, req: req, ticket: ticket}
 	}))
-	s.gen = &running{gen: gen, pid: pid, start: s.sys.cfg.Now()}
 }
 
 func (s *sessionActor) delta(ctx actor.Context, m *genDelta) {

@@ -341,5 +341,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &actors.Error{Code: actors.CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
-	return mux
+	if s.cfg.Auth.Required {
+		return mux
+	}
+	return localOnly(mux)
 }
