@@ -113,6 +113,12 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 	case *titleResult:
 		s.routed()
 		s.titled(ctx, msg)
+	case *recoverSession:
+		s.routed() // rehydration, at Started, did the work
+		if !s.missing && s.broken == nil && s.gen == nil {
+			s.putIndex() // the summary may lag the log; the log is the truth
+		}
+		ctx.Respond(&Reply{Session: s.id})
 	case *flushChunk:
 		if s.gen != nil && s.gen.gen == msg.gen {
 			s.gen.flush = nil

@@ -403,6 +403,29 @@ func (s *System) List(ctx context.Context, user string) ([]events.SessionInfo, e
 	return list, nil
 }
 
+// RecoverInterrupted finds every session whose summary says a
+// generation is running, left so by a process that died, and wakes its
+// actor, which records the generation as interrupted with the text its
+// chunks kept (rehydration does that for any session on first use; this
+// makes lists right at once after a restart). Call it once at start,
+// before serving. It returns how many sessions it woke.
+func (s *System) RecoverInterrupted(ctx context.Context) (int, error) {
+	list, err := s.cfg.Index.GeneratingSessions(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("actors: recover: %w", err)
+	}
+	var errs []error
+	for _, info := range list {
+		if _, err := s.request(ctx, &recoverSession{session: info.ID}); err != nil {
+			errs = append(errs, fmt.Errorf("session %s: %w", info.ID, err))
+		}
+	}
+	if len(list) > 0 {
+		s.log.Info("recovered sessions a previous process left generating", slog.Int("sessions", len(list)))
+	}
+	return len(list), errors.Join(errs...)
+}
+
 // Models lists the models the provider offers (cached for a short
 // while).
 func (s *System) Models(ctx context.Context) ([]llm.ModelInfo, error) {

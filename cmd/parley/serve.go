@@ -151,6 +151,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	recoverCtx, cancelRecover := context.WithTimeout(ctx, 30*time.Second)
+	if _, err := sys.RecoverInterrupted(recoverCtx); err != nil {
+		log.Warn("some interrupted sessions were not recovered at start; they will be on first use", slog.Any("error", err))
+	}
+	cancelRecover()
 	srv, err := gateway.New(gateway.Config{
 		Listen: cfg.Listen,
 		System: sys,
