@@ -30,6 +30,9 @@ type Command struct {
 // first.
 const MaxContentBytes = 1 << 20
 
+// MaxTitleBytes bounds a session's title.
+const MaxTitleBytes = 200
+
 // SessionIDLen is the length of a session id: 128 random bits in
 // unpadded base64url.
 const SessionIDLen = 22
@@ -54,7 +57,12 @@ func ValidSessionID(id string) bool {
 // Validate checks the fields the command's type requires.
 func (c *Command) Validate() *Error {
 	switch c.Type {
-	case CmdPing, CmdCreate:
+	case CmdPing:
+		return nil
+	case CmdCreate:
+		if len(c.Title) > MaxTitleBytes {
+			return Errorf(CodeBadRequest, "title is over %d bytes", MaxTitleBytes)
+		}
 		return nil
 	case CmdAttach, CmdDetach, CmdStop, CmdRegenerate:
 		if c.Session == "" {

@@ -355,6 +355,10 @@ func (s *sessionActor) create(ctx actor.Context, m *createSession) {
 		model = s.sys.cfg.DefaultModel
 	}
 	if e := s.sys.models.check(context.Background(), model); e != nil {
+		if m.model == "" {
+			e = Errorf(CodeBadRequest, "the server's default model %q is not on the %s server: name a model (GET /v1/models lists them), or ask the operator to set PARLEY_MODEL",
+				model, s.sys.cfg.Provider.Name())
+		}
 		s.failCreate(ctx, m.reqID, e)
 		return
 	}
@@ -611,11 +615,13 @@ func (s *sessionActor) stop(ctx actor.Context, m *stopGeneration) {
 		s.fail(ctx, m.reqID, e)
 		return
 	}
+	// The ack goes first, then the stopped event it causes (as for every
+	// command: docs/protocol.md, answer order).
 	stopped := s.gen != nil
+	ctx.Respond(&Reply{ReqID: m.reqID, Session: s.id, Stopped: &stopped})
 	if stopped {
 		s.end(ctx, events.KindGenerationStopped, events.GenerationStopped{Gen: s.gen.gen, Text: string(s.gen.live), Reasoning: string(s.gen.reasoning)})
 	}
-	ctx.Respond(&Reply{ReqID: m.reqID, Session: s.id, Stopped: &stopped})
 }
 
 // end appends the terminal event of the running generation and fans it

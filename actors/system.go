@@ -342,6 +342,9 @@ type CreateParams struct {
 
 // Create makes a new session owned by user and returns its summary.
 func (s *System) Create(ctx context.Context, user string, p CreateParams) (events.SessionInfo, error) {
+	if e := (&Command{Type: CmdCreate, Title: p.Title}).Validate(); e != nil {
+		return events.SessionInfo{}, e
+	}
 	r, err := s.request(ctx, &createSession{user: user, model: p.Model, system: p.System, title: p.Title})
 	if err != nil {
 		return events.SessionInfo{}, err

@@ -278,6 +278,7 @@ func (s *Server) sweepIdle(batch []*websocket.Conn) {
 	for _, c := range batch {
 		if w, ok := c.Session().(*wsConn); ok && w.seen.Load() < cutoff {
 			s.log.Debug("closing a silent websocket", slog.Duration("idle_timeout", s.cfg.IdleTimeout))
+			_ = c.WriteClose(1001, "idle timeout")
 			_ = c.Close()
 		}
 	}

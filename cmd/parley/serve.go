@@ -376,8 +376,12 @@ func checkModelServer(ctx context.Context, prov remoteServer, cfg config.Config,
 		return ""
 	}
 	if !hasModel(models, cfg.DefaultModel()) {
+		names := make([]string, 0, len(models))
+		for _, m := range models {
+			names = append(names, m.Name)
+		}
 		log.Warn("the model server does not have the default model; "+pull,
-			slog.String("PARLEY_MODEL", cfg.DefaultModel()), slog.Any("available", models))
+			slog.String("PARLEY_MODEL", cfg.DefaultModel()), slog.String("available", strings.Join(names, ", ")))
 		return "  [model " + cfg.DefaultModel() + " not found]"
 	}
 	return ""
