@@ -144,6 +144,9 @@ func (c *connActor) command(ctx actor.Context, cmd *Command) {
 	switch cmd.Type {
 	case CmdPing:
 		c.sink.Write(PongFrame)
+		if cmd.ID != "" {
+			c.sink.Write(ReplyFrame(&Reply{ReqID: cmd.ID}))
+		}
 	case CmdCreate:
 		ctx.Request(c.sys.registry, &createSession{user: c.user, model: cmd.Model, system: cmd.System, title: cmd.Title, conn: self, reqID: cmd.ID})
 	case CmdAttach:

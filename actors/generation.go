@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -25,6 +24,7 @@ type generationActor struct {
 	session *actor.PID
 	gen     uint64
 	req     llm.Request
+	ticket  *llm.Ticket // its place in the model's line, taken by the session actor
 	cancel  context.CancelFunc
 }
 
@@ -54,17 +54,13 @@ func (g *generationActor) run(ctx context.Context) {
 	defer g.cancel()
 	start := time.Now()
 
-	var queued atomic.Bool
-	release, err := g.sys.gate.Acquire(ctx, g.req.Model, func(place int) {
-		queued.Store(true)
-		g.sys.root.Send(g.session, &genQueued{gen: g.gen, place: place})
-	})
+	release, err := g.ticket.Wait(ctx)
 	if err != nil {
 		g.sys.root.Send(g.session, &genDone{gen: g.gen, err: err})
 		return
 	}
 	defer release()
-	if queued.Load() {
+	if g.ticket.Waited() {
 		g.sys.root.Send(g.session, &genQueued{gen: g.gen, place: 0})
 	}
 

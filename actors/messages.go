@@ -78,6 +78,12 @@ type titleResult struct {
 	title   string
 }
 
+// recoverSession wakes a session's actor so that it rehydrates, which
+// records a generation a dead process left open as interrupted. It is
+// answered with a *Reply once that is done.
+type recoverSession struct{ session string }
+
+func (m *recoverSession) sessionID() string { return m.session }
 func (m *titleResult) sessionID() string    { return m.session }
 func (m *attachSession) sessionID() string  { return m.session }
 func (m *detachSession) sessionID() string  { return m.session }

@@ -38,6 +38,14 @@ func (r *registry) Receive(ctx actor.Context) {
 		ctx.Forward(ls.pid)
 	case sessionMsg:
 		id := msg.sessionID()
+		if !ValidSessionID(id) {
+			// Callers validate; this guard keeps such an id out of the
+			// event log's subjects whatever the caller.
+			if ctx.Sender() != nil {
+				ctx.Respond(&Reply{Session: id, Err: errNotFound})
+			}
+			return
+		}
 		ls, ok := r.sessions[id]
 		if !ok {
 			if _, isDetach := msg.(*detachSession); isDetach {

@@ -113,6 +113,12 @@ func (s *sessionActor) Receive(ctx actor.Context) {
 	case *titleResult:
 		s.routed()
 		s.titled(ctx, msg)
+	case *recoverSession:
+		s.routed() // rehydration, at Started, did the work
+		if !s.missing && s.broken == nil && s.gen == nil {
+			s.putIndex() // the summary may lag the log; the log is the truth
+		}
+		ctx.Respond(&Reply{Session: s.id})
 	case *flushChunk:
 		if s.gen != nil && s.gen.gen == msg.gen {
 			s.gen.flush = nil
@@ -349,6 +355,10 @@ func (s *sessionActor) create(ctx actor.Context, m *createSession) {
 		model = s.sys.cfg.DefaultModel
 	}
 	if e := s.sys.models.check(context.Background(), model); e != nil {
+		if m.model == "" {
+			e = Errorf(CodeBadRequest, "the server's default model %q is not on the %s server: name a model (GET /v1/models lists them), or ask the operator to set PARLEY_MODEL",
+				model, s.sys.cfg.Provider.Name())
+		}
 		s.failCreate(ctx, m.reqID, e)
 		return
 	}
@@ -485,13 +495,18 @@ func (s *sessionActor) request(replyTo uint64, pending *turn) (llm.Request, even
 	return llm.Request{Model: model, Messages: msgs}, info
 }
 
-// startGeneration spawns the generation actor of gen as a child.
+// startGeneration takes gen's place in the model's line (now, in the
+// order sessions start generations) and spawns its generation actor as a
+// child, which waits for the slot and streams.
 func (s *sessionActor) startGeneration(ctx actor.Context, gen uint64, req llm.Request) {
-	self := ctx.Self()
-	pid := ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return &generationActor{sys: s.sys, session: self, gen: gen, req: req}
+	self, sys := ctx.Self(), s.sys
+	s.gen = &running{gen: gen, start: s.sys.cfg.Now()}
+	ticket := sys.gate.Join(req.Model, func(place int) {
+		sys.root.Send(self, &genQueued{gen: gen, place: place})
+	})
+	s.gen.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return &generationActor{sys: sys, session: self, gen: gen, req: req, ticket: ticket}
 	}))
-	s.gen = &running{gen: gen, pid: pid, start: s.sys.cfg.Now()}
 }
 
 func (s *sessionActor) delta(ctx actor.Context, m *genDelta) {
@@ -600,11 +615,13 @@ func (s *sessionActor) stop(ctx actor.Context, m *stopGeneration) {
 		s.fail(ctx, m.reqID, e)
 		return
 	}
+	// The ack goes first, then the stopped event it causes (as for every
+	// command: docs/protocol.md, answer order).
 	stopped := s.gen != nil
+	ctx.Respond(&Reply{ReqID: m.reqID, Session: s.id, Stopped: &stopped})
 	if stopped {
 		s.end(ctx, events.KindGenerationStopped, events.GenerationStopped{Gen: s.gen.gen, Text: string(s.gen.live), Reasoning: string(s.gen.reasoning)})
 	}
-	ctx.Respond(&Reply{ReqID: m.reqID, Session: s.id, Stopped: &stopped})
 }
 
 // end appends the terminal event of the running generation and fans it

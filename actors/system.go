@@ -309,8 +309,12 @@ func newSessionID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// request sends msg to the registry and waits for the *Reply.
+// request sends msg to the registry and waits for the *Reply. A message
+// for a session id that cannot exist is answered not_found at once.
 func (s *System) request(ctx context.Context, msg any) (*Reply, error) {
+	if sm, ok := msg.(sessionMsg); ok && !ValidSessionID(sm.sessionID()) {
+		return &Reply{Err: errNotFound}, errNotFound
+	}
 	timeout := s.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		if d := time.Until(dl); d < timeout {
@@ -338,6 +342,9 @@ type CreateParams struct {
 
 // Create makes a new session owned by user and returns its summary.
 func (s *System) Create(ctx context.Context, user string, p CreateParams) (events.SessionInfo, error) {
+	if e := (&Command{Type: CmdCreate, Title: p.Title}).Validate(); e != nil {
+		return events.SessionInfo{}, e
+	}
 	r, err := s.request(ctx, &createSession{user: user, model: p.Model, system: p.System, title: p.Title})
 	if err != nil {
 		return events.SessionInfo{}, err
@@ -397,6 +404,29 @@ func (s *System) List(ctx context.Context, user string) ([]events.SessionInfo, e
 		return nil, fmt.Errorf("actors: list sessions: %w", err)
 	}
 	return list, nil
+}
+
+// RecoverInterrupted finds every session whose summary says a
+// generation is running, left so by a process that died, and wakes its
+// actor, which records the generation as interrupted with the text its
+// chunks kept (rehydration does that for any session on first use; this
+// makes lists right at once after a restart). Call it once at start,
+// before serving. It returns how many sessions it woke.
+func (s *System) RecoverInterrupted(ctx context.Context) (int, error) {
+	list, err := s.cfg.Index.GeneratingSessions(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("actors: recover: %w", err)
+	}
+	var errs []error
+	for _, info := range list {
+		if _, err := s.request(ctx, &recoverSession{session: info.ID}); err != nil {
+			errs = append(errs, fmt.Errorf("session %s: %w", info.ID, err))
+		}
+	}
+	if len(list) > 0 {
+		s.log.Info("recovered sessions a previous process left generating", slog.Int("sessions", len(list)))
+	}
+	return len(list), errors.Join(errs...)
 }
 
 // Models lists the models the provider offers (cached for a short

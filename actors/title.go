@@ -126,7 +126,7 @@ func cleanTitle(s string) string {
 		s = s[i+len("title:"):]
 	}
 	s = strings.Trim(s, " \"'`*#_.")
-	return clipText(s, titleMaxBytes)
+	return strings.TrimSpace(clipText(s, titleMaxBytes))
 }
 
 // clipText cuts s to at most n bytes on a character boundary.

@@ -718,6 +718,9 @@ func parseAPIKeys(s string) (map[string]string, error) {
 		if !ok || key == "" || user == "" {
 			return nil, fmt.Errorf("entry %d is not key:user (want key:user[,key:user])", n)
 		}
+		if len(user) > 128 {
+			return nil, fmt.Errorf("entry %d has a user id over 128 bytes", n)
+		}
 		if prev, dup := seen[key]; dup {
 			return nil, fmt.Errorf("entry %d repeats the key of entry %d; each key must map to one user", n, prev)
 		}

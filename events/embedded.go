@@ -92,6 +92,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 }
 
 // Connect returns an in-process client connection to the server.
+// nats.go closes a connection for good when the server answers a protocol
+// error (a subject over the control-line limit, say): callers validate
+// what goes into subjects and keys, and /healthz fails if it happens.
 func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	opts = append([]nats.Option{nats.InProcessServer(e.srv), nats.Name("parley")}, opts...)
 	nc, err := nats.Connect("", opts...)

@@ -258,7 +258,19 @@ func (s *JetStreamStore) PutSession(ctx context.Context, info SessionInfo) error
 
 // ListSessions returns owner's summaries, most recently updated first.
 func (s *JetStreamStore) ListSessions(ctx context.Context, owner string) ([]SessionInfo, error) {
-	w, err := s.index.WatchFiltered(ctx, []string{ownerKey(owner) + ".*"}, jetstream.IgnoreDeletes())
+	return s.summaries(ctx, ownerKey(owner)+".*", nil)
+}
+
+// GeneratingSessions returns the summaries, of any owner, that say a
+// generation is running.
+func (s *JetStreamStore) GeneratingSessions(ctx context.Context) ([]SessionInfo, error) {
+	return s.summaries(ctx, ">", func(i *SessionInfo) bool { return i.Generating })
+}
+
+// summaries reads the summaries under the key filter that keep (nil: all)
+// accepts, most recently updated first.
+func (s *JetStreamStore) summaries(ctx context.Context, filter string, keep func(*SessionInfo) bool) ([]SessionInfo, error) {
+	w, err := s.index.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("events: list sessions: %w", err)
 	}
@@ -280,7 +292,9 @@ func (s *JetStreamStore) ListSessions(ctx context.Context, owner string) ([]Sess
 			if err := json.Unmarshal(e.Value(), &info); err != nil {
 				return nil, fmt.Errorf("events: decode summary %s: %w", e.Key(), err)
 			}
-			list = append(list, info)
+			if keep == nil || keep(&info) {
+				list = append(list, info)
+			}
 		}
 	}
 }

@@ -39,6 +39,9 @@ type Index interface {
 	PutSession(ctx context.Context, s SessionInfo) error
 	// ListSessions returns owner's sessions, most recently updated first.
 	ListSessions(ctx context.Context, owner string) ([]SessionInfo, error)
+	// GeneratingSessions returns every session whose summary says a
+	// generation is running: after a crash, the ones to recover.
+	GeneratingSessions(ctx context.Context) ([]SessionInfo, error)
 }
 
 // SessionInfo is the summary of a session kept in the Index.

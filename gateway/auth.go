@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -97,5 +99,24 @@ func (a *authenticator) jwtUser(token string) (string, error) {
 	if err != nil || sub == "" {
 		return "", errors.New("gateway: jwt has no sub")
 	}
+	if !validUser(sub) {
+		return "", errors.New("gateway: jwt sub is too long or has control characters")
+	}
 	return sub, nil
+}
+
+// MaxUserBytes bounds a user id: it is part of event-log keys.
+const MaxUserBytes = 128
+
+// validUser reports whether a user id is short enough and printable.
+func validUser(u string) bool {
+	if u == "" || len(u) > MaxUserBytes || !utf8.ValidString(u) {
+		return false
+	}
+	for _, r := range u {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }

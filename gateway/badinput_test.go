@@ -36,6 +36,8 @@ func TestBadFrames(t *testing.T) {
 		{"unknown session", `{"id":"i","type":"attach","session":"nope"}`, "not_found", "i", ""},
 		{"send to unknown session", `{"id":"j","type":"send","session":"nope","content":"x"}`, "not_found", "j", ""},
 		{"stop unknown session", `{"id":"k","type":"stop","session":"nope"}`, "not_found", "k", ""},
+		{"attach a well-formed id nobody made", `{"id":"l","type":"attach","session":"AAAAAAAAAAAAAAAAAAAAAA"}`, "not_found", "l", ""},
+		{"create with a long title", `{"id":"m","type":"create","title":"` + strings.Repeat("t", 201) + `"}`, "bad_request", "m", "title"},
 	}
 	for _, tt := range tests {
 		c.SendRaw([]byte(tt.frame))
@@ -44,10 +46,14 @@ func TestBadFrames(t *testing.T) {
 			t.Errorf("%s: got %s", tt.name, f.Raw)
 		}
 	}
-	// Still usable, and nothing was appended.
-	c.Send(map[string]any{"type": "ping"})
+	// Still usable, and nothing was appended. A ping with an id gets its
+	// pong and, as every command with an id, one ack.
+	c.Send(map[string]any{"type": "ping", "id": "p"})
 	if f := c.Next(); f.Type != "pong" {
 		t.Fatalf("ping after bad frames: %s", f.Raw)
+	}
+	if f := c.Next(); f.Type != "ack" || f.ID != "p" {
+		t.Fatalf("ping with an id: %s, want its ack", f.Raw)
 	}
 	status, body := s.do("GET", "/v1/sessions/"+id, "", nil)
 	if status != 200 || !strings.Contains(string(body), `"last_seq":1`) {
@@ -117,6 +123,8 @@ func TestBadHTTPRequests(t *testing.T) {
 		{"unknown session", "GET", "/v1/sessions/nope", nil, 404, "not_found"},
 		{"send to unknown session", "POST", "/v1/sessions/nope/messages", map[string]any{"content": "x"}, 404, "not_found"},
 		{"unknown endpoint", "GET", "/v2/x", nil, 404, "not_found"},
+		{"websocket endpoint without the handshake", "GET", "/v1/ws", nil, 400, "bad_request"},
+		{"long title", "POST", "/v1/sessions", map[string]any{"title": strings.Repeat("t", 201)}, 400, "bad_request"},
 	}
 	for _, tt := range tests {
 		status, body := s.do(tt.method, tt.path, "", tt.body)

@@ -71,14 +71,12 @@ func TestStopMidStream(t *testing.T) {
 	id := create(t, c, nil)
 	send(t, c, id, "go")
 	c.Until(func(f testkit.Frame) bool { return f.Type == "delta" && f.Offset+len(f.Text) == len("partial reply") })
-	stopID := c.Command(map[string]any{"type": "stop", "session": id})
-	frames := c.Terminal(id, 3)
+	ack, frames := stopReply(t, c, id, 3)
 	last := frames[len(frames)-1]
 	if last.Kind != "generation.stopped" || last.DataText() != "partial reply" {
 		t.Fatalf("terminal: %s", last.Raw)
 	}
-	ack := c.Ack(stopID)
-	if ack.Stopped == nil || !*ack.Stopped {
+	if !*ack.Stopped {
 		t.Errorf("stop ack: %s", ack.Raw)
 	}
 	s.upstream.WaitCancelled(t, 1)

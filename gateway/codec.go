@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 
 	"github.com/parleyhq/parley/actors"
 )
@@ -42,6 +43,26 @@ func salvage(data []byte) *actors.Command {
 }
 
 // jsonProblem describes a decode error without echoing the input.
+// jsonKind names what a Go type takes in JSON, for error messages.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number, 0 or more"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
+}
+
 func jsonProblem(err error) string {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
@@ -51,7 +72,7 @@ func jsonProblem(err error) string {
 	case errors.As(err, &typ) && typ.Field == "":
 		return "expected a JSON object"
 	case errors.As(err, &typ):
-		return "field \"" + typ.Field + "\" must be " + typ.Type.String()
+		return "field \"" + typ.Field + "\" must be " + jsonKind(typ.Type)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "empty or truncated JSON"
 	default:

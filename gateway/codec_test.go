@@ -14,8 +14,10 @@ func TestDecodeCommand(t *testing.T) {
 		wantCode string
 	}{
 		{`{"type":"ping"}`, "ping", ""},
-		{`{"type":"send","session":"s","content":"hi","client_msg_id":"c","expect_seq":4,"extra":true}`, "send", ""},
-		{`{"type":"attach","session":"s","after":"4:10"}`, "attach", ""},
+		{`{"type":"send","session":"Qk3ZCgAAAAAAAAAAAAAAAA","content":"hi","client_msg_id":"c","expect_seq":4,"extra":true}`, "send", ""},
+		{`{"type":"attach","session":"Qk3ZCgAAAAAAAAAAAAAAAA","after":"4:10"}`, "attach", ""},
+		{`{"type":"attach","session":"s"}`, "", actors.CodeNotFound},
+		{`{"type":"send","session":">","content":"x"}`, "", actors.CodeNotFound},
 		{`  {"type":"create","model":"m"}  `, "create", ""},
 		{``, "", actors.CodeBadRequest},
 		{`null`, "", actors.CodeBadRequest},
@@ -36,7 +38,7 @@ func TestDecodeCommand(t *testing.T) {
 }
 
 // FuzzDecodeCommand: any input is either a valid command or a coded
-// bad_request/too_large error, never a panic.
+// bad_request/too_large/not_found error, never a panic.
 func FuzzDecodeCommand(f *testing.F) {
 	for _, s := range []string{`{"type":"ping"}`, `{"type":"send","session":"s","content":"x"}`, `{"id":1}`, `[`, `{"type":"attach","after":"1:2"}`} {
 		f.Add([]byte(s))
@@ -47,7 +49,7 @@ func FuzzDecodeCommand(f *testing.F) {
 			t.Fatal("nil command")
 		}
 		if e != nil {
-			if e.Code != actors.CodeBadRequest && e.Code != actors.CodeTooLarge {
+			if e.Code != actors.CodeBadRequest && e.Code != actors.CodeTooLarge && e.Code != actors.CodeNotFound {
 				t.Fatalf("code %s", e.Code)
 			}
 			return

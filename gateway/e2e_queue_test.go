@@ -80,11 +80,11 @@ func TestE2EQueue(t *testing.T) {
 		send(t, ss[i].c, ss[i].id, e2ePrompt)
 		if i == stopped {
 			queuedAt(t, ss[i].c, ss[i].id, i) // places behind the running first
-			ack, before := ss[i].c.Reply(ss[i].c.Command(map[string]any{"type": "stop", "session": ss[i].id}))
-			if ack.Type != "ack" || ack.Stopped == nil || !*ack.Stopped {
+			ack, frames := stopReply(t, ss[i].c, ss[i].id, 3)
+			if !*ack.Stopped {
 				t.Fatalf("stop: %s", ack.Raw)
 			}
-			stoppedFrames = before // the stopped event comes before the ack
+			stoppedFrames = frames
 		}
 	}
 	type done struct {

@@ -233,8 +233,7 @@ func TestE2EStopMidStream(t *testing.T) {
 	pace := nth.Sub(first) // time the model took for deltas 2..wantDeltas
 
 	stopAt := time.Now()
-	stopID := c.Command(map[string]any{"type": "stop", "session": id})
-	more := c.Terminal(id, gen)
+	stopAck, more := stopReply(t, c, id, gen)
 	stopLatency := time.Since(stopAt)
 	frames = append(frames, more...)
 	last := frames[len(frames)-1]
@@ -251,8 +250,8 @@ func TestE2EStopMidStream(t *testing.T) {
 	if stopLatency > 5*time.Second {
 		t.Errorf("stopped event %v after the stop command", stopLatency)
 	}
-	if a := c.Ack(stopID); a.Stopped == nil || !*a.Stopped {
-		t.Errorf("stop ack: %s", a.Raw)
+	if !*stopAck.Stopped {
+		t.Errorf("stop ack: %s", stopAck.Raw)
 	}
 	t.Logf("stopped after %d bytes, %v after the stop command (5 deltas took %v)", len(assembled), stopLatency, pace)
 

@@ -213,3 +213,24 @@ func genOf(t testing.TB, f testkit.Frame) uint64 {
 	}
 	return d.Gen
 }
+
+// stopReply sends stop for session and returns its ack and the frames up
+// to and including generation gen's terminal event (deltas that came
+// before the ack included). The ack must come before the stopped event,
+// as for every command (docs/protocol.md, answer order).
+func stopReply(t testing.TB, c *testkit.WSClient, session string, gen uint64) (testkit.Frame, []testkit.Frame) {
+	t.Helper()
+	ack, before := c.Reply(c.Command(map[string]any{"type": "stop", "session": session}))
+	for _, f := range before {
+		if f.Type == "event" && testkit.IsTerminal(f.Kind) {
+			t.Fatalf("the generation's end came before the stop's ack: %s", f.Raw)
+		}
+	}
+	if ack.Type != "ack" || ack.Stopped == nil {
+		t.Fatalf("stop answered %s", ack.Raw)
+	}
+	if !*ack.Stopped {
+		return ack, before
+	}
+	return ack, append(before, c.Terminal(session, gen)...)
+}

@@ -257,6 +257,12 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Alive != nil {
+		if err := s.cfg.Alive(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "dead", "error": err.Error()})
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 }
 

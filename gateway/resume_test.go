@@ -238,13 +238,12 @@ func TestStopAfterResume(t *testing.T) {
 	c.Drop()
 	r := s.dial("")
 	r.Ack(r.Command(map[string]any{"type": "attach", "session": id, "after": cursorOf(got)}))
-	stopID := r.Command(map[string]any{"type": "stop", "session": id})
-	rest := r.Terminal(id, 3)
+	ack, rest := stopReply(t, r, id, 3)
 	final := rest[len(rest)-1]
 	if final.Kind != "generation.stopped" || final.DataText() != "one two " || testkit.Assemble(t, append(got, rest...), 3) != "one two " {
 		t.Fatalf("terminal %s", final.Raw)
 	}
-	if ack := r.Ack(stopID); ack.Stopped == nil || !*ack.Stopped {
+	if !*ack.Stopped {
 		t.Errorf("stop ack %s", ack.Raw)
 	}
 	s.upstream.WaitCancelled(t, 1)

@@ -63,6 +63,11 @@ type Config struct {
 	// Ready reports whether the process can serve traffic (NATS and
 	// JetStream reachable), for /readyz. Zero value means always ready.
 	Ready func(ctx context.Context) error
+	// Alive reports whether the process can still recover by itself, for
+	// /healthz: an error there (the event log's connection closed for
+	// good) asks the orchestrator to restart it. Zero value means always
+	// alive.
+	Alive func() error
 	// Details adds fields to the /readyz body (provider, model server).
 	// Zero value means none.
 	Details func() map[string]any
@@ -273,6 +278,7 @@ func (s *Server) sweepIdle(batch []*websocket.Conn) {
 	for _, c := range batch {
 		if w, ok := c.Session().(*wsConn); ok && w.seen.Load() < cutoff {
 			s.log.Debug("closing a silent websocket", slog.Duration("idle_timeout", s.cfg.IdleTimeout))
+			_ = c.WriteClose(1001, "idle timeout")
 			_ = c.Close()
 		}
 	}
@@ -336,5 +342,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &actors.Error{Code: actors.CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
-	return mux
+	if s.cfg.Auth.Required {
+		return mux
+	}
+	return localOnly(mux)
 }

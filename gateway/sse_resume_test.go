@@ -160,3 +160,22 @@ func TestSSEStopAfterResume(t *testing.T) {
 	assertNoDuplicateSeq(t, all)
 	s.upstream.WaitCancelled(t, 1)
 }
+
+// TestSSEAccessTokenInQuery opens a stream with the token in the query,
+// as a browser's EventSource must (it cannot set headers).
+func TestSSEAccessTokenInQuery(t *testing.T) {
+	t.Parallel()
+	s := authStack(t)
+	c := s.dial(aliceKey)
+	id := create(t, c, nil)
+	sse, resp := testkit.DialSSE(t, s.sseURL(id)+"?access_token="+aliceKey, nil)
+	if sse == nil {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if m := sse.Next(); m.Frame.Kind != "session.created" {
+		t.Errorf("first message %s", m.Data)
+	}
+	if _, resp := testkit.DialSSE(t, s.sseURL(id)+"?access_token="+bobKey, nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("another user's token: %d", resp.StatusCode)
+	}
+}

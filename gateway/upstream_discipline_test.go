@@ -55,12 +55,11 @@ func TestQueueAndStopWhileQueued(t *testing.T) {
 	c2.Ack(c2.Command(map[string]any{"type": "attach", "session": idc, "after": "3"}))
 	queuedAt(t, c2, idc, 2)
 
-	stopID := b.Command(map[string]any{"type": "stop", "session": idb})
-	fs := b.Terminal(idb, 3)
+	ack, fs := stopReply(t, b, idb, 3)
 	if f := fs[len(fs)-1]; f.Kind != "generation.stopped" || f.DataText() != "" {
 		t.Fatalf("stopped while queued: %s", f.Raw)
 	}
-	if ack := b.Ack(stopID); ack.Stopped == nil || !*ack.Stopped {
+	if !*ack.Stopped {
 		t.Errorf("stop ack %s", ack.Raw)
 	}
 	queuedAt(t, c, idc, 1)

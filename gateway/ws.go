@@ -3,6 +3,7 @@ package gateway
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -92,6 +93,10 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &actors.Error{Code: actors.CodeInternal, Message: "server is shutting down"})
 		return
 	}
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		writeError(w, &actors.Error{Code: actors.CodeBadRequest, Message: "/v1/ws speaks WebSocket: send an Upgrade: websocket handshake"})
+		return
+	}
 	c, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", slog.Any(logKeyError, err))
@@ -140,6 +145,10 @@ func (s *Server) onMessage(c *websocket.Conn, mt websocket.MessageType, data []b
 	}
 	if cmd.Type == actors.CmdPing {
 		writeFrame(c, actors.PongFrame)
+		if cmd.ID != "" {
+			// A command with an id gets exactly one ack (PROTOCOL.md 3).
+			writeFrame(c, actors.ReplyFrame(&actors.Reply{ReqID: cmd.ID}))
+		}
 		return
 	}
 	w.ac.Deliver(cmd)

@@ -7,9 +7,10 @@ import (
 
 // Gate limits how many generations run at once against each model, so a
 // small model server is never sent more than it serves in parallel (Ollama
-// queues the rest itself, invisibly, and times them out). Waiters are
-// served first come, first served, per model, and are told their place in
-// line whenever it changes. The zero value is not usable; see NewGate.
+// queues the rest itself, invisibly, and times them out). Callers are
+// served first come, first served, per model, in the order they Join,
+// and are told their place in line whenever it changes. The zero value is
+// not usable; see NewGate.
 type Gate struct {
 	limit int // slots per model; <= 0 means no limit
 
@@ -20,17 +21,23 @@ type Gate struct {
 // gateQueue is one model's slots and waiters.
 type gateQueue struct {
 	running int
-	waiting []*gateWaiter
+	waiting []*Ticket
 }
 
-type gateWaiter struct {
-	ready   chan struct{} // closed when the waiter got a slot
+// Ticket is a place in a model's line, from Join to the slot's release.
+type Ticket struct {
+	g       *Gate
+	key     string
+	ready   chan struct{} // closed when the ticket got a slot
 	onPlace func(int)
-	place   int // last place reported
+	// Guarded by g.mu:
+	place      int  // current place in line; 0 once it has a slot
+	waitedOnce bool // it stood in line before getting its slot
+	done       bool // released or left
 }
 
 // NewGate returns a Gate with limit concurrent generations per model;
-// limit <= 0 means no limit (Acquire never waits).
+// limit <= 0 means no limit (Wait never waits).
 func NewGate(limit int) *Gate {
 	return &Gate{limit: limit, models: make(map[string]*gateQueue)}
 }
@@ -38,121 +45,119 @@ func NewGate(limit int) *Gate {
 // Limit is the number of slots per model (<= 0: unlimited).
 func (g *Gate) Limit() int { return g.limit }
 
-// Acquire waits for a slot for model and returns the function that gives
-// it back (call it exactly once). While waiting, onPlace (if not nil) is
-// called with the caller's 1-based place in line, first when it joins
-// and then whenever it moves up; it is called from whichever goroutine
-// changed the line, outside the Gate's lock, and must not block. When ctx
-// ends first, Acquire leaves the line and returns ctx.Err(): the caller
-// never reached the model server.
-func (g *Gate) Acquire(ctx context.Context, model string, onPlace func(int)) (release func(), err error) {
+// Join takes a place in model's line at once, without waiting: the order
+// of Join calls is the order of service. onPlace (may be nil) is called
+// with the ticket's 1-based place in line when it joins behind others
+// and whenever it moves up; it is called with the Gate's lock held, from
+// whichever goroutine changed the line, in order, so it must not block
+// or call the Gate. Follow with Wait, or Leave.
+func (g *Gate) Join(model string, onPlace func(int)) *Ticket {
+	t := &Ticket{g: g, key: ModelKey(model), ready: make(chan struct{}), onPlace: onPlace}
 	if g.limit <= 0 {
-		return func() {}, nil
+		close(t.ready)
+		return t
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	key := ModelKey(model)
 	g.mu.Lock()
-	q := g.models[key]
+	defer g.mu.Unlock()
+	q := g.models[t.key]
 	if q == nil {
 		q = &gateQueue{}
-		g.models[key] = q
+		g.models[t.key] = q
 	}
 	if q.running < g.limit && len(q.waiting) == 0 {
 		q.running++
-		g.mu.Unlock()
-		return g.releaser(key), nil
+		close(t.ready)
+		return t
 	}
-	w := &gateWaiter{ready: make(chan struct{}), onPlace: onPlace, place: len(q.waiting) + 1}
-	q.waiting = append(q.waiting, w)
-	place := w.place
-	g.mu.Unlock()
+	q.waiting = append(q.waiting, t)
+	t.place = len(q.waiting)
 	if onPlace != nil {
-		onPlace(place)
+		onPlace(t.place)
 	}
+	return t
+}
 
+// Wait waits until the ticket has a slot and returns the function that
+// gives the slot back (call it once; later calls do nothing). When ctx
+// ends first, the ticket leaves the line and Wait returns ctx.Err(): the
+// caller never reached the model server.
+func (t *Ticket) Wait(ctx context.Context) (release func(), err error) {
 	select {
-	case <-w.ready:
-		return g.releaser(key), nil
+	case <-t.ready:
+		return t.release, nil
 	case <-ctx.Done():
 	}
-	g.mu.Lock()
-	select {
-	case <-w.ready:
-		// Granted while ctx ended: give the slot back.
-		g.mu.Unlock()
-		g.releaser(key)()
-		return nil, ctx.Err()
-	default:
-	}
-	for i, o := range q.waiting {
-		if o == w {
-			q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
-			break
-		}
-	}
-	moved := q.renumber()
-	g.mu.Unlock()
-	notify(moved)
+	t.Leave()
 	return nil, ctx.Err()
 }
 
-// releaser returns the once-only function that frees a slot of key and
-// hands it to the first waiter.
-func (g *Gate) releaser(key string) func() {
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			g.mu.Lock()
-			q := g.models[key]
-			q.running--
-			var moved []placeChange
-			if len(q.waiting) > 0 && q.running < g.limit {
-				w := q.waiting[0]
-				q.waiting[0] = nil
-				q.waiting = q.waiting[1:]
-				q.running++
-				close(w.ready)
-				moved = q.renumber()
-			}
-			if q.running == 0 && len(q.waiting) == 0 {
-				delete(g.models, key)
-			}
-			g.mu.Unlock()
-			notify(moved)
-		})
+// Waited reports whether the ticket stood in line before its slot.
+func (t *Ticket) Waited() bool {
+	if t.g.limit <= 0 {
+		return false
 	}
+	t.g.mu.Lock()
+	defer t.g.mu.Unlock()
+	return t.place != 0 || t.waitedOnce
 }
 
-// placeChange is a waiter's new place, to report once the lock is free.
-type placeChange struct {
-	onPlace func(int)
-	place   int
-}
+// Leave gives up the ticket: it leaves the line, or gives back its slot
+// if it had one. It is safe to call more than once and after release.
+func (t *Ticket) Leave() { t.release() }
 
-// renumber updates each waiter's place and returns the changes to
-// report. The caller holds the lock.
-func (q *gateQueue) renumber() []placeChange {
-	var moved []placeChange
+// release frees the ticket's slot or place and hands a freed slot to the
+// first waiter.
+func (t *Ticket) release() {
+	g := t.g
+	if g.limit <= 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t.done {
+		return
+	}
+	t.done = true
+	q := g.models[t.key]
+	if t.place > 0 { // still in line
+		for i, o := range q.waiting {
+			if o == t {
+				q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
+				break
+			}
+		}
+		t.place = 0
+	} else {
+		q.running--
+	}
+	for len(q.waiting) > 0 && q.running < g.limit {
+		w := q.waiting[0]
+		q.waiting[0] = nil
+		q.waiting = q.waiting[1:]
+		q.running++
+		w.place = 0
+		w.waitedOnce = true
+		close(w.ready)
+	}
 	for i, w := range q.waiting {
 		if w.place != i+1 {
 			w.place = i + 1
 			if w.onPlace != nil {
-				moved = append(moved, placeChange{w.onPlace, w.place})
+				w.onPlace(w.place)
 			}
 		}
 	}
-	return moved
+	if q.running == 0 && len(q.waiting) == 0 {
+		delete(g.models, t.key)
+	}
 }
 
-// notify reports place changes. Two changes racing to report may arrive
-// out of order; a receiver that keeps the smallest place it was told
-// while still waiting stays right, as places only shrink.
-func notify(moved []placeChange) {
-	for _, c := range moved {
-		c.onPlace(c.place)
+// Acquire is Join then Wait: it waits for a slot for model.
+func (g *Gate) Acquire(ctx context.Context, model string, onPlace func(int)) (release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
+	return g.Join(model, onPlace).Wait(ctx)
 }
 
 // GateStats is the state of one model's line.

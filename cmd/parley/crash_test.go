@@ -143,6 +143,12 @@ func TestKill9MidGeneration(t *testing.T) {
 	}
 
 	s2 := startChild(t, e)
+	// The restart recovered it already: the list says it is not generating
+	// before anyone opened the session.
+	status, body := do(t, "GET", s2.base+"/v1/sessions", nil)
+	if status != 200 || !strings.Contains(string(body), `"generating":false`) || strings.Contains(string(body), `"generating":true`) {
+		t.Errorf("session list right after the restart: %d %s", status, body)
+	}
 	d := waitReply(t, s2.base, id, "interrupted")
 	last := d.Messages[len(d.Messages)-1]
 	if last.Content == "" || !strings.HasPrefix(seen.String(), last.Content) {
@@ -152,7 +158,7 @@ func TestKill9MidGeneration(t *testing.T) {
 	t.Logf("client saw %d bytes before the kill; %d were persisted", seen.Len(), len(last.Content))
 
 	// The session goes on.
-	status, body := do(t, "POST", s2.base+"/v1/sessions/"+id+"/messages", map[string]any{"content": "again"})
+	status, body = do(t, "POST", s2.base+"/v1/sessions/"+id+"/messages", map[string]any{"content": "again"})
 	if status != 202 {
 		t.Fatalf("send after restart: %d %s", status, body)
 	}

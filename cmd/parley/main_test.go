@@ -430,9 +430,19 @@ func TestServeReplaySessionsRestart(t *testing.T) {
 	}
 
 	t.Run("unknown session", func(t *testing.T) {
-		_, _, err := cli(t, e.with("PARLEY_NATS_URL", s.natsURL), "replay", "no-such-session")
-		if err == nil || !strings.Contains(err.Error(), "no-such-session") || !strings.Contains(err.Error(), "not in the log") {
+		const unknown = "NoSuchSessionAAAAAAAAA" // the form of an id, not in the log
+		_, _, err := cli(t, e.with("PARLEY_NATS_URL", s.natsURL), "replay", unknown)
+		if err == nil || !strings.Contains(err.Error(), unknown) || !strings.Contains(err.Error(), "not in the log") {
 			t.Errorf("replay of an unknown session: %v", err)
+		}
+	})
+	t.Run("not a session id", func(t *testing.T) {
+		for _, id := range []string{"no-such-session", "*", ">"} {
+			_, _, err := cli(t, e.with("PARLEY_NATS_URL", s.natsURL), "replay", "--", id)
+			var ue *usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), "not a session id") {
+				t.Errorf("replay %q: %v, want a usage error", id, err)
+			}
 		}
 	})
 

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/parleyhq/parley/actors"
 	"github.com/parleyhq/parley/config"
 	"github.com/parleyhq/parley/events"
 )
@@ -97,33 +98,21 @@ func dialReader(ctx context.Context, url string) (*reader, error) {
 }
 
 // sessionArg takes the session id out of a replay command line: the
-// first argument that is not a flag of replay (nor a flag's value), or
-// the argument after "--".
+// first argument that is not a flag, where an argument that starts with
+// "-" is the id only if it has the form of one (ids are base64url, so
+// they may start with "-"), or the argument after "--".
 func sessionArg(args []string) (string, []string) {
-	probe := flag.NewFlagSet("probe", flag.ContinueOnError)
-	var c config.Config
-	c.RegisterFlags(probe)
-	probe.Bool("json", false, "")
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
+	rest := func(i int) []string { return append(append([]string(nil), args[:i]...), args[i+1:]...) }
+	for i, a := range args {
+		switch {
+		case a == "--":
 			if i+1 < len(args) {
 				return args[i+1], append(append([]string(nil), args[:i]...), args[i+2:]...)
 			}
-			break
+			return "", args[:i]
+		case !strings.HasPrefix(a, "-") || actors.ValidSessionID(a):
+			return a, rest(i)
 		}
-		if !strings.HasPrefix(a, "-") {
-			return a, append(append([]string(nil), args[:i]...), args[i+1:]...)
-		}
-		name, _, withValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		f := probe.Lookup(name)
-		if f == nil {
-			return a, append(append([]string(nil), args[:i]...), args[i+1:]...)
-		}
-		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); withValue || ok && bf.IsBoolFlag() {
-			continue
-		}
-		i++ // the flag's value
 	}
 	return "", args
 }
@@ -140,11 +129,11 @@ func runReplay(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	if session == "" && fs.NArg() > 0 {
-		session = fs.Arg(0)
-	}
-	if session == "" {
+	if session == "" || fs.NArg() > 0 {
 		return &usageError{"usage: parley replay SESSION_ID [--json]"}
+	}
+	if !actors.ValidSessionID(session) {
+		return &usageError{fmt.Sprintf("%q is not a session id (22 characters of A-Z a-z 0-9 - _; `parley sessions` lists them)", session)}
 	}
 	r, err := openReader(ctx, cfg, newLogger(config.Config{LogLevel: slog.LevelWarn}, stderr))
 	if err != nil {

@@ -19,10 +19,13 @@ func TestSessionArg(t *testing.T) {
 		{[]string{"--json", "abc"}, "abc", []string{"--json"}},
 		{[]string{"-2_kaVGZ21olVSM4oHM84w", "--json"}, "-2_kaVGZ21olVSM4oHM84w", []string{"--json"}},
 		{[]string{"--json", "-2_kaVGZ21olVSM4oHM84w"}, "-2_kaVGZ21olVSM4oHM84w", []string{"--json"}},
-		{[]string{"-data-dir", "/tmp/x", "-xyz"}, "-xyz", []string{"-data-dir", "/tmp/x"}},
 		{[]string{"-data-dir=/tmp/x", "id"}, "id", []string{"-data-dir=/tmp/x"}},
 		{[]string{"--", "-json"}, "-json", []string{}},
 		{[]string{"--json"}, "", []string{"--json"}},
+		{[]string{"-h"}, "", []string{"-h"}},                     // help, not a session
+		{[]string{"--bogus", "abc"}, "abc", []string{"--bogus"}}, // an unknown flag stays a flag
+		{[]string{"-xyz"}, "", []string{"-xyz"}},                 // not an id's form
+		{[]string{"a", "b"}, "a", []string{"b"}},                 // the extra one is refused later
 		{nil, "", nil},
 	}
 	for _, tt := range tests {

@@ -151,6 +151,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	recoverCtx, cancelRecover := context.WithTimeout(ctx, 30*time.Second)
+	if _, err := sys.RecoverInterrupted(recoverCtx); err != nil {
+		log.Warn("some interrupted sessions were not recovered at start; they will be on first use", slog.Any("error", err))
+	}
+	cancelRecover()
 	srv, err := gateway.New(gateway.Config{
 		Listen: cfg.Listen,
 		System: sys,
@@ -164,6 +169,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		IdleTimeout:   cfg.WSIdleTimeout,
 		CommandRate:   float64(cfg.WSCommandRate),
 		CommandBurst:  cfg.WSCommandBurst,
+		Alive: func() error {
+			if el.nc.IsClosed() {
+				return errors.New("the NATS connection is closed for good; restart the process")
+			}
+			return nil
+		},
 		Ready: func(ctx context.Context) error {
 			if !el.nc.IsConnected() {
 				return errors.New("not connected to NATS")
@@ -365,8 +376,12 @@ func checkModelServer(ctx context.Context, prov remoteServer, cfg config.Config,
 		return ""
 	}
 	if !hasModel(models, cfg.DefaultModel()) {
+		names := make([]string, 0, len(models))
+		for _, m := range models {
+			names = append(names, m.Name)
+		}
 		log.Warn("the model server does not have the default model; "+pull,
-			slog.String("PARLEY_MODEL", cfg.DefaultModel()), slog.Any("available", models))
+			slog.String("PARLEY_MODEL", cfg.DefaultModel()), slog.String("available", strings.Join(names, ", ")))
 		return "  [model " + cfg.DefaultModel() + " not found]"
 	}
 	return ""

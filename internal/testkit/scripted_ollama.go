@@ -2,14 +2,12 @@ package testkit
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -58,17 +56,9 @@ type ScriptedConfig struct {
 // All methods are safe for concurrent use. Requests are served
 // concurrently; each takes the next pushed script in order.
 type ScriptedOllama struct {
-	cfg       ScriptedConfig
-	srv       *httptest.Server
-	quit      chan struct{}
-	closeOnce sync.Once
-	started   time.Time
-
-	mu        sync.Mutex
-	queue     []Script
-	reqs      []*ScriptedRequest
-	changed   chan struct{} // closed and replaced when reqs or a cancellation changes
-	cancelled int
+	scriptedCore[ScriptedRequest]
+	cfg     ScriptedConfig
+	started time.Time
 }
 
 // NewScriptedOllama starts a ScriptedOllama that is closed when tb's test
@@ -78,12 +68,7 @@ func NewScriptedOllama(tb testing.TB, cfg ScriptedConfig) *ScriptedOllama {
 	if cfg.Version == "" {
 		cfg.Version = ScriptedOllamaVersion
 	}
-	s := &ScriptedOllama{
-		cfg:     cfg,
-		quit:    make(chan struct{}),
-		changed: make(chan struct{}),
-		started: time.Now().UTC(),
-	}
+	s := &ScriptedOllama{cfg: cfg, started: time.Now().UTC()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/chat", s.handleChat)
 	mux.HandleFunc("GET /api/version", s.handleVersion)
@@ -91,93 +76,22 @@ func NewScriptedOllama(tb testing.TB, cfg ScriptedConfig) *ScriptedOllama {
 	mux.HandleFunc("GET /api/tags", s.handleTags)
 	mux.HandleFunc("HEAD /api/tags", s.handleTags)
 	mux.HandleFunc("POST /api/show", s.handleShow)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		// gin's answer for an unknown route.
-		w.Header().Set("Content-Type", "text/plain")
-		w.WriteHeader(http.StatusNotFound)
-		io.WriteString(w, "404 page not found")
-	})
-	s.srv = httptest.NewServer(mux)
-	tb.Cleanup(s.Close)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { writeGinNotFound(w) })
+	s.start(tb, "scripted ollama", cfg.Script, mux)
 	return s
 }
 
 // URL is the server's base URL, e.g. "http://127.0.0.1:41234".
 func (s *ScriptedOllama) URL() string { return s.srv.URL }
 
-// Push queues scripts; each chat request takes the first queued one.
-func (s *ScriptedOllama) Push(scripts ...Script) {
-	s.mu.Lock()
-	s.queue = append(s.queue, scripts...)
-	s.mu.Unlock()
-}
-
 // Requests returns the chat requests received so far, in arrival order.
-func (s *ScriptedOllama) Requests() []*ScriptedRequest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]*ScriptedRequest(nil), s.reqs...)
-}
-
-// CancelledCount is how many chat requests the client cancelled (closed
-// its connection) while their script was running.
-func (s *ScriptedOllama) CancelledCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cancelled
-}
+func (s *ScriptedOllama) Requests() []*ScriptedRequest { return s.requests() }
 
 // WaitRequests waits until at least n chat requests have arrived and
 // returns them. It fails tb after 10 s; call it from the test goroutine.
 func (s *ScriptedOllama) WaitRequests(tb testing.TB, n int) []*ScriptedRequest {
 	tb.Helper()
-	s.waitFor(tb, fmt.Sprintf("%d chat requests", n), func() bool { return len(s.reqs) >= n })
-	return s.Requests()
-}
-
-// WaitCancelled waits until at least n chat requests were cancelled by the
-// client. It fails tb after 10 s; call it from the test goroutine.
-func (s *ScriptedOllama) WaitCancelled(tb testing.TB, n int) {
-	tb.Helper()
-	s.waitFor(tb, fmt.Sprintf("%d cancelled chat requests", n), func() bool { return s.cancelled >= n })
-}
-
-func (s *ScriptedOllama) waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	for {
-		s.mu.Lock()
-		ok, ch := cond(), s.changed
-		s.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			tb.Fatalf("scripted ollama: timed out waiting for %s", what)
-		}
-	}
-}
-
-// notifyLocked wakes waiters; s.mu must be held.
-func (s *ScriptedOllama) notifyLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
-}
-
-// CloseClientConnections cuts every open connection at once, as a server
-// that dies mid-stream would.
-func (s *ScriptedOllama) CloseClientConnections() { s.srv.CloseClientConnections() }
-
-// Close stops the server: running scripts end at their next step, held
-// and blocked ones at once. It is safe to call more than once.
-func (s *ScriptedOllama) Close() {
-	s.closeOnce.Do(func() {
-		close(s.quit)
-		s.srv.Close()
-	})
+	return s.waitRequests(tb, n)
 }
 
 // ScriptedRequest is one chat request as the server received it. Its
@@ -189,25 +103,8 @@ type ScriptedRequest struct {
 	Header     http.Header
 	ReceivedAt time.Time
 
-	cancelled chan struct{}
-	finished  chan struct{}
-	mu        sync.Mutex
-	cancelAt  time.Time
+	requestState // Cancelled, CancelledAt, Finished
 }
-
-// Cancelled is closed when the client cancelled the request (closed the
-// connection) while its script was running.
-func (r *ScriptedRequest) Cancelled() <-chan struct{} { return r.cancelled }
-
-// CancelledAt reports when the client cancelled the request, if it did.
-func (r *ScriptedRequest) CancelledAt() (time.Time, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.cancelAt, !r.cancelAt.IsZero()
-}
-
-// Finished is closed when the server is done with the request.
-func (r *ScriptedRequest) Finished() <-chan struct{} { return r.finished }
 
 // Script is the reply to one chat request: steps played in order. A script
 // that ends without StepDone, StepError, StepCut or StepEnd ends the stream
@@ -509,24 +406,9 @@ func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
 
 func (s *ScriptedOllama) handleChat(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	req := &ScriptedRequest{
-		Body:       body,
-		Header:     r.Header.Clone(),
-		ReceivedAt: time.Now(),
-		cancelled:  make(chan struct{}),
-		finished:   make(chan struct{}),
-	}
+	req := &ScriptedRequest{Body: body, Header: r.Header.Clone(), ReceivedAt: time.Now(), requestState: newRequestState()}
 	decodeErr := json.Unmarshal(body, &req.Chat)
-
-	s.mu.Lock()
-	req.Index = len(s.reqs)
-	s.reqs = append(s.reqs, req)
-	s.notifyLocked()
-	var script Script
-	if len(s.queue) > 0 {
-		script, s.queue = s.queue[0], s.queue[1:]
-	}
-	s.mu.Unlock()
+	pushed := s.arrive(req, &req.Index)
 	defer close(req.finished)
 
 	const jsonCT = "application/json; charset=utf-8"
@@ -544,41 +426,18 @@ func (s *ScriptedOllama) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, jsonCT, map[string]any{"error": fmt.Sprintf("model '%s' not found", req.Chat.Model)})
 		return
 	}
-	if script == nil {
-		if s.cfg.Script != nil {
-			script = s.cfg.Script(req)
-		} else {
-			script = TextReply(DefaultScriptedReply, 8)
-		}
-	}
-
-	p := &player{s: s, req: req, w: w, rc: http.NewResponseController(w), ctx: r.Context(), start: req.ReceivedAt}
-	p.play(script)
+	p := &player{req: req, start: req.ReceivedAt}
+	p.stream = s.newStream(w, r, &req.requestState, func(h http.Header) { h.Set("Content-Type", "application/x-ndjson") })
+	p.play(s.scriptFor(pushed, req), p.step)
 }
 
-// player plays one script onto one response.
+// player plays one script onto one response as NDJSON records.
 type player struct {
-	s       *ScriptedOllama
+	stream
 	req     *ScriptedRequest
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	ctx     context.Context
 	start   time.Time
 	firstAt time.Time // first record written
 	records int       // content and thinking records written
-	started bool      // the 200 NDJSON response has begun
-}
-
-func (p *player) play(script Script) {
-	for _, st := range script {
-		if !p.step(st) {
-			return
-		}
-		if p.ctx.Err() != nil {
-			p.markCancelled()
-			return
-		}
-	}
 }
 
 // step plays st and reports whether the response goes on.
@@ -597,16 +456,6 @@ func (p *player) step(st Step) bool {
 			p.firstAt = time.Now()
 		}
 		return p.write(rec, st, textOffset(rec, st.text))
-	case kindRaw:
-		return p.write(st.raw, st, 0)
-	case kindDelay:
-		return wait(p, time.After(st.d))
-	case kindHold:
-		st.hold.reachedOnce.Do(func() { close(st.hold.reached) })
-		return wait(p, (<-chan struct{})(st.hold.release))
-	case kindBlock:
-		wait[struct{}](p, nil)
-		return false
 	case kindError:
 		if !p.started {
 			// streamResponse: c.Header("Content-Type", "application/json")
@@ -618,27 +467,12 @@ func (p *player) step(st Step) bool {
 		json.NewEncoder(&b).Encode(map[string]any{"error": st.text})
 		p.write(b.Bytes(), st, 0)
 		return false
-	case kindResponse:
-		if st.contentType != "" {
-			p.w.Header().Set("Content-Type", st.contentType)
-		}
-		p.w.WriteHeader(st.status)
-		io.WriteString(p.w, st.text)
-		return false
-	case kindCut:
-		if conn, _, err := p.rc.Hijack(); err == nil {
-			conn.Close()
-			return false
-		}
-		panic(http.ErrAbortHandler)
-	case kindEnd:
-		return false
 	case kindDone:
 		p.write(p.doneRecord(st.stats), st, 0)
 		return false
-	case kindHeader:
-		p.w.Header().Add(st.text, string(st.raw))
-		return true
+	}
+	if goOn, ok := p.common(st); ok {
+		return goOn
 	}
 	panic(fmt.Sprintf("scripted ollama: step kind %d is not an Ollama step (StepFinish, StepUsage, StepDoneMarker and StepComment are ScriptedOpenAI's only)", st.kind))
 }
@@ -697,86 +531,4 @@ func textOffset(rec []byte, text string) int {
 		return i + 1 // past the opening quote
 	}
 	return 0
-}
-
-// write sends b as part of the 200 NDJSON response, split as st says, each
-// part flushed. It reports whether the client is still there.
-func (p *player) write(b []byte, st Step, base int) bool {
-	if !p.started {
-		p.w.Header().Set("Content-Type", "application/x-ndjson")
-		p.started = true
-	}
-	var cuts []int
-	switch {
-	case st.splitEvery > 0:
-		for c := st.splitEvery; c < len(b); c += st.splitEvery {
-			cuts = append(cuts, c)
-		}
-	case len(st.splitAt) > 0:
-		last := 0
-		for _, off := range st.splitAt {
-			if c := base + off; c > last && c < len(b) {
-				cuts = append(cuts, c)
-				last = c
-			}
-		}
-	}
-	pause := st.pause
-	if pause == 0 {
-		pause = time.Millisecond
-	}
-	prev := 0
-	for i, c := range append(cuts, len(b)) {
-		if i > 0 && !wait(p, time.After(pause)) {
-			return false
-		}
-		if _, err := p.w.Write(b[prev:c]); err != nil {
-			p.markCancelled()
-			return false
-		}
-		if err := p.rc.Flush(); err != nil {
-			p.markCancelled()
-			return false
-		}
-		prev = c
-	}
-	return true
-}
-
-// wait blocks until ch yields (or is closed), the client goes away or the
-// server closes; it reports whether the response goes on. A nil ch waits
-// for the client or the server only.
-func wait[T any](p *player, ch <-chan T) bool {
-	select {
-	case <-ch:
-		return true
-	case <-p.ctx.Done():
-		p.markCancelled()
-		return false
-	case <-p.s.quit:
-		return false
-	}
-}
-
-// markCancelled records that the client went away, once.
-func (p *player) markCancelled() {
-	select {
-	case <-p.s.quit:
-		return // the server is closing: not the client's doing
-	default:
-	}
-	r := p.req
-	r.mu.Lock()
-	if !r.cancelAt.IsZero() {
-		r.mu.Unlock()
-		return
-	}
-	r.cancelAt = time.Now()
-	close(r.cancelled)
-	r.mu.Unlock()
-
-	p.s.mu.Lock()
-	p.s.cancelled++
-	p.s.notifyLocked()
-	p.s.mu.Unlock()
 }

@@ -9,10 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptrace"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -158,7 +156,7 @@ func TestScriptedOllamaErrors(t *testing.T) {
 		script     Script
 		wantStatus int
 		wantCT     string
-		wantBody   string // exact, or a prefix when it ends in "…"
+		wantBody   string // as checkBody takes it
 		wantCut    bool
 	}{
 		{
@@ -212,13 +210,7 @@ func TestScriptedOllamaErrors(t *testing.T) {
 			if status != tt.wantStatus || ct != tt.wantCT {
 				t.Errorf("status %d %q, want %d %q", status, ct, tt.wantStatus, tt.wantCT)
 			}
-			if want, ok := strings.CutPrefix(tt.wantBody, "…"); ok {
-				if !strings.HasSuffix(string(body), want) {
-					t.Errorf("body %q, want it to end with %q", body, want)
-				}
-			} else if string(body) != tt.wantBody {
-				t.Errorf("body %q, want %q", body, tt.wantBody)
-			}
+			checkBody(t, string(body), tt.wantBody)
 			if gotCut := errors.Is(err, io.ErrUnexpectedEOF); gotCut != tt.wantCut {
 				t.Errorf("body read error %v, want cut=%v", err, tt.wantCut)
 			}
@@ -267,31 +259,13 @@ func TestScriptedOllamaSplitWrites(t *testing.T) {
 		StepContent(text).SplitEvery(1).Pause(0),
 		StepDone(),
 	})
-	req, _ := http.NewRequest(http.MethodPost, s.URL()+"/api/chat", strings.NewReader(`{"model":"m","messages":[]}`))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var reads []string
-	var all bytes.Buffer
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			reads = append(reads, string(buf[:n]))
-			all.Write(buf[:n])
-		}
-		if err != nil {
-			break
-		}
-	}
+	reads, all := readEach(post(t, s.URL()+"/api/chat", `{"model":"m","messages":[]}`).Body)
 	// The first record arrives in three reads ending right after the cut
 	// points (the pause is long enough for each to be read on its own).
 	if len(reads) < 3 || !strings.HasSuffix(reads[0], "\"content\":\"a\xe2") || reads[1] != "\x82\xac\xf0" || !strings.HasPrefix(reads[2], "\x9f\x98\x80b\"}") {
 		t.Errorf("reads of the first record: %q", reads[:min(len(reads), 3)])
 	}
-	sc := bufio.NewScanner(&all)
+	sc := bufio.NewScanner(bytes.NewReader(all))
 	var got []string
 	for sc.Scan() {
 		var r struct {
@@ -311,47 +285,14 @@ func TestScriptedOllamaSplitWrites(t *testing.T) {
 // TestScriptedOllamaCancel checks that a client that goes away while the
 // script holds, blocks or delays is recorded as having cancelled.
 func TestScriptedOllamaCancel(t *testing.T) {
-	t.Parallel()
-	hold := NewHold()
-	for _, tt := range []struct {
-		name   string
-		script Script
-	}{
-		{"block", Script{StepContent("x"), StepBlock()}},
-		{"hold", Script{StepContent("x"), hold.Step(), StepDone()}},
-		{"delay", Script{StepContent("x"), StepDelay(time.Minute), StepDone()}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			s := NewScriptedOllama(t, ScriptedConfig{})
-			s.Push(tt.script)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			firstByte := make(chan struct{})
-			ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotFirstResponseByte: func() { close(firstByte) }})
-			errc := make(chan error, 1)
-			go func() {
-				_, _, _, err := rawChat(t, ctx, s.URL(), "m")
-				errc <- err
-			}()
-			<-firstByte
-			before := time.Now()
-			cancel()
-			if err := <-errc; !errors.Is(err, context.Canceled) {
-				t.Errorf("client read error %v, want context.Canceled", err)
-			}
-			s.WaitCancelled(t, 1)
-			r := s.Requests()[0]
-			<-r.Cancelled()
-			if at, ok := r.CancelledAt(); !ok || at.Before(before) {
-				t.Errorf("CancelledAt %v %v, cancelled at %v", at, ok, before)
-			}
-			<-r.Finished()
-			if n := s.CancelledCount(); n != 1 {
-				t.Errorf("CancelledCount %d", n)
-			}
-		})
-	}
+	testCancel(t, func(t *testing.T, script Script) cancelCase {
+		s := NewScriptedOllama(t, ScriptedConfig{})
+		s.Push(script)
+		return cancelCase{s, func() recordedRequest { return s.Requests()[0] }, func(ctx context.Context) error {
+			_, _, _, err := rawChat(t, ctx, s.URL(), "m")
+			return err
+		}}
+	})
 }
 
 // TestScriptedOllamaHold checks that Reached fires after the output before
@@ -361,12 +302,7 @@ func TestScriptedOllamaHold(t *testing.T) {
 	s := NewScriptedOllama(t, ScriptedConfig{})
 	hold := NewHold()
 	s.Push(Script{StepContent("before"), hold.Step(), StepContent("after"), StepDone()})
-	req, _ := http.NewRequest(http.MethodPost, s.URL()+"/api/chat", strings.NewReader(`{"model":"m"}`))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := post(t, s.URL()+"/api/chat", `{"model":"m"}`)
 	<-hold.Reached()
 	br := bufio.NewReader(resp.Body)
 	line, err := br.ReadString('\n')
@@ -386,33 +322,13 @@ func TestScriptedOllamaHold(t *testing.T) {
 func TestScriptedOllamaConcurrent(t *testing.T) {
 	t.Parallel()
 	s := NewScriptedOllama(t, ScriptedConfig{Script: func(r *ScriptedRequest) Script {
-		return TextReply("echo:"+r.Chat.Messages[0].Content, 2)
+		return echoScript(r.Chat.Messages[0].Content)
 	}})
 	const n = 8
-	for i := range n {
-		s.Push(TextReply(fmt.Sprintf("pushed %d", i), 3))
-	}
-	var wg sync.WaitGroup
-	bodies := make([]string, n+2)
-	for i := range bodies {
-		wg.Go(func() {
-			_, _, b, _ := rawChat(t, context.Background(), s.URL(), "m")
-			bodies[i] = string(b)
-		})
-	}
-	wg.Wait()
-	pushed, echoed := 0, 0
-	for _, b := range bodies {
-		switch {
-		case strings.Contains(b, `"content":"pus"`):
-			pushed++
-		case strings.Contains(b, `"content":"ec"`):
-			echoed++
-		}
-	}
-	if pushed != n || echoed != 2 {
-		t.Errorf("pushed %d echoed %d, want %d and 2", pushed, echoed, n)
-	}
+	testConcurrent(t, n, s.Push, func() string {
+		_, _, b, _ := rawChat(t, context.Background(), s.URL(), "m")
+		return string(b)
+	})
 	if got := len(s.WaitRequests(t, n+2)); got != n+2 {
 		t.Errorf("%d requests recorded", got)
 	}

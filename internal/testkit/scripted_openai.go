@@ -2,17 +2,14 @@ package testkit
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -98,17 +95,9 @@ type ScriptedOpenAIConfig struct {
 // All methods are safe for concurrent use. Requests are served
 // concurrently; each takes the next pushed script in order.
 type ScriptedOpenAI struct {
-	cfg       ScriptedOpenAIConfig
-	srv       *httptest.Server
-	quit      chan struct{}
-	closeOnce sync.Once
-	created   int64 // the models' "created"
-
-	mu        sync.Mutex
-	queue     []Script
-	reqs      []*ScriptedOpenAIRequest
-	changed   chan struct{} // closed and replaced when reqs or a cancellation changes
-	cancelled int
+	scriptedCore[ScriptedOpenAIRequest]
+	cfg     ScriptedOpenAIConfig
+	created int64 // the models' "created"
 }
 
 // NewScriptedOpenAI starts a ScriptedOpenAI that is closed when tb's test
@@ -121,12 +110,7 @@ func NewScriptedOpenAI(tb testing.TB, cfg ScriptedOpenAIConfig) *ScriptedOpenAI 
 			cfg.ReasoningField = "reasoning_content"
 		}
 	}
-	s := &ScriptedOpenAI{
-		cfg:     cfg,
-		quit:    make(chan struct{}),
-		changed: make(chan struct{}),
-		created: time.Now().Unix(),
-	}
+	s := &ScriptedOpenAI{cfg: cfg, created: time.Now().Unix()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.handleChat)
 	mux.HandleFunc("GET /v1/models", s.handleModels)
@@ -136,13 +120,9 @@ func NewScriptedOpenAI(tb testing.TB, cfg ScriptedOpenAIConfig) *ScriptedOpenAI 
 				fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path))
 			return
 		}
-		// gin's answer for an unknown route.
-		w.Header().Set("Content-Type", "text/plain")
-		w.WriteHeader(http.StatusNotFound)
-		io.WriteString(w, "404 page not found")
+		writeGinNotFound(w)
 	})
-	s.srv = httptest.NewServer(mux)
-	tb.Cleanup(s.Close)
+	s.start(tb, "scripted openai", cfg.Script, mux)
 	return s
 }
 
@@ -150,79 +130,14 @@ func NewScriptedOpenAI(tb testing.TB, cfg ScriptedOpenAIConfig) *ScriptedOpenAI 
 // "http://127.0.0.1:41234/v1", as an OpenAI client's base URL is given.
 func (s *ScriptedOpenAI) URL() string { return s.srv.URL + "/v1" }
 
-// Push queues scripts; each chat request takes the first queued one.
-func (s *ScriptedOpenAI) Push(scripts ...Script) {
-	s.mu.Lock()
-	s.queue = append(s.queue, scripts...)
-	s.mu.Unlock()
-}
-
 // Requests returns the chat requests received so far, in arrival order.
-func (s *ScriptedOpenAI) Requests() []*ScriptedOpenAIRequest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]*ScriptedOpenAIRequest(nil), s.reqs...)
-}
-
-// CancelledCount is how many chat requests the client cancelled (closed
-// its connection) while their script was running.
-func (s *ScriptedOpenAI) CancelledCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cancelled
-}
+func (s *ScriptedOpenAI) Requests() []*ScriptedOpenAIRequest { return s.requests() }
 
 // WaitRequests waits until at least n chat requests have arrived and
 // returns them. It fails tb after 10 s; call it from the test goroutine.
 func (s *ScriptedOpenAI) WaitRequests(tb testing.TB, n int) []*ScriptedOpenAIRequest {
 	tb.Helper()
-	s.waitFor(tb, fmt.Sprintf("%d chat requests", n), func() bool { return len(s.reqs) >= n })
-	return s.Requests()
-}
-
-// WaitCancelled waits until at least n chat requests were cancelled by the
-// client. It fails tb after 10 s; call it from the test goroutine.
-func (s *ScriptedOpenAI) WaitCancelled(tb testing.TB, n int) {
-	tb.Helper()
-	s.waitFor(tb, fmt.Sprintf("%d cancelled chat requests", n), func() bool { return s.cancelled >= n })
-}
-
-func (s *ScriptedOpenAI) waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
-	for {
-		s.mu.Lock()
-		ok, ch := cond(), s.changed
-		s.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			tb.Fatalf("scripted openai: timed out waiting for %s", what)
-		}
-	}
-}
-
-// notifyLocked wakes waiters; s.mu must be held.
-func (s *ScriptedOpenAI) notifyLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
-}
-
-// CloseClientConnections cuts every open connection at once, as a server
-// that dies mid-stream would.
-func (s *ScriptedOpenAI) CloseClientConnections() { s.srv.CloseClientConnections() }
-
-// Close stops the server: running scripts end at their next step, held
-// and blocked ones at once. It is safe to call more than once.
-func (s *ScriptedOpenAI) Close() {
-	s.closeOnce.Do(func() {
-		close(s.quit)
-		s.srv.Close()
-	})
+	return s.waitRequests(tb, n)
 }
 
 // OpenAIChatRequest is the part of a /v1/chat/completions request body
@@ -250,25 +165,8 @@ type ScriptedOpenAIRequest struct {
 	Header     http.Header
 	ReceivedAt time.Time
 
-	cancelled chan struct{}
-	finished  chan struct{}
-	mu        sync.Mutex
-	cancelAt  time.Time
+	requestState // Cancelled, CancelledAt, Finished
 }
-
-// Cancelled is closed when the client cancelled the request (closed the
-// connection) while its script was running.
-func (r *ScriptedOpenAIRequest) Cancelled() <-chan struct{} { return r.cancelled }
-
-// CancelledAt reports when the client cancelled the request, if it did.
-func (r *ScriptedOpenAIRequest) CancelledAt() (time.Time, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.cancelAt, !r.cancelAt.IsZero()
-}
-
-// Finished is closed when the server is done with the request.
-func (r *ScriptedOpenAIRequest) Finished() <-chan struct{} { return r.finished }
 
 // Step kinds that only ScriptedOpenAI plays (kindHeader both do). They
 // continue the iota block in scripted_ollama.go at a distance.
@@ -440,24 +338,9 @@ func (s *ScriptedOpenAI) statusErrorType(status int) (typ, code string) {
 
 func (s *ScriptedOpenAI) handleChat(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	req := &ScriptedOpenAIRequest{
-		Body:       body,
-		Header:     r.Header.Clone(),
-		ReceivedAt: time.Now(),
-		cancelled:  make(chan struct{}),
-		finished:   make(chan struct{}),
-	}
+	req := &ScriptedOpenAIRequest{Body: body, Header: r.Header.Clone(), ReceivedAt: time.Now(), requestState: newRequestState()}
 	decodeErr := json.Unmarshal(body, &req.Chat)
-
-	s.mu.Lock()
-	req.Index = len(s.reqs)
-	s.reqs = append(s.reqs, req)
-	s.notifyLocked()
-	var script Script
-	if len(s.queue) > 0 {
-		script, s.queue = s.queue[0], s.queue[1:]
-	}
-	s.mu.Unlock()
+	pushed := s.arrive(req, &req.Index)
 	defer close(req.finished)
 
 	if !s.authorized(w, r) {
@@ -488,20 +371,10 @@ func (s *ScriptedOpenAI) handleChat(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusBadRequest, "invalid_request_error", "", "scripted openai: only stream:true is scripted")
 		return
 	}
-	if script == nil {
-		if s.cfg.Script != nil {
-			script = s.cfg.Script(req)
-		} else {
-			script = TextReply(DefaultScriptedReply, 8)
-		}
-	}
-
-	p := &oaiPlayer{
-		s: s, req: req, w: w, rc: http.NewResponseController(w), ctx: r.Context(),
-		includeUsage: req.Chat.StreamOptions != nil && req.Chat.StreamOptions.IncludeUsage,
-	}
+	p := &oaiPlayer{s: s, req: req, includeUsage: req.Chat.StreamOptions != nil && req.Chat.StreamOptions.IncludeUsage}
 	p.id, p.fingerprint = s.ids()
-	p.play(script)
+	p.stream = s.newStream(w, r, &req.requestState, p.begin)
+	p.play(s.scriptFor(pushed, req), p.step)
 }
 
 // ids returns a completion id and a system fingerprint in the flavor's
@@ -518,30 +391,25 @@ func (s *ScriptedOpenAI) ids() (id, fingerprint string) {
 	return "chatcmpl-" + h[:29], "fp_" + h[20:30]
 }
 
-// oaiPlayer plays one script onto one response.
+// oaiPlayer plays one script onto one response as an event stream.
 type oaiPlayer struct {
+	stream
 	s            *ScriptedOpenAI
 	req          *ScriptedOpenAIRequest
-	w            http.ResponseWriter
-	rc           *http.ResponseController
-	ctx          context.Context
 	id           string
 	fingerprint  string
 	includeUsage bool
 	records      int  // content and thinking chunks sent
-	started      bool // the 200 event stream has begun
 	roleSent     bool // FlavorOpenAI: the first (role) chunk went out
 }
 
-func (p *oaiPlayer) play(script Script) {
-	for _, st := range script {
-		if !p.step(st) {
-			return
-		}
-		if p.ctx.Err() != nil {
-			p.markCancelled()
-			return
-		}
+// begin sets the headers of the 200 event stream.
+func (p *oaiPlayer) begin(h http.Header) {
+	if p.s.cfg.Flavor == FlavorOpenAI {
+		h.Set("Content-Type", oaiStreamOAI)
+		h.Set("X-Request-Id", "req_"+strings.TrimPrefix(p.id, "chatcmpl-"))
+	} else {
+		h.Set("Content-Type", oaiStreamOll)
 	}
 }
 
@@ -566,21 +434,8 @@ func (p *oaiPlayer) step(st Step) bool {
 		ev, at := p.chunk(func(b []byte) ([]byte, int) { return p.delta(b, field, st.text) }, "")
 		p.records++
 		return p.write(ev, st, at)
-	case kindRaw:
-		return p.write(st.raw, st, 0)
 	case kindComment:
 		return p.write([]byte(": "+st.text+"\n\n"), st, 0)
-	case kindDelay:
-		return oaiWait(p, time.After(st.d))
-	case kindHold:
-		st.hold.reachedOnce.Do(func() { close(st.hold.reached) })
-		return oaiWait(p, (<-chan struct{})(st.hold.release))
-	case kindBlock:
-		oaiWait[struct{}](p, nil)
-		return false
-	case kindHeader:
-		p.w.Header().Add(st.text, string(st.raw))
-		return true
 	case kindError:
 		if !p.started {
 			typ, code := p.s.statusErrorType(st.status)
@@ -597,21 +452,6 @@ func (p *oaiPlayer) step(st Step) bool {
 		}
 		ev := append([]byte("data: "), bytes.TrimSuffix(compactJSON(p.s.errorBody("server_error", "", st.text)), []byte("\n"))...)
 		p.write(append(ev, "\n\n"...), st, 0)
-		return false
-	case kindResponse:
-		if st.contentType != "" {
-			p.w.Header().Set("Content-Type", st.contentType)
-		}
-		p.w.WriteHeader(st.status)
-		io.WriteString(p.w, st.text)
-		return false
-	case kindCut:
-		if conn, _, err := p.rc.Hijack(); err == nil {
-			conn.Close()
-			return false
-		}
-		panic(http.ErrAbortHandler)
-	case kindEnd:
 		return false
 	case kindFinish:
 		return p.finish(st.text, st)
@@ -632,6 +472,9 @@ func (p *oaiPlayer) step(st Step) bool {
 		}
 		p.write([]byte("data: [DONE]\n\n"), st, 0)
 		return false
+	}
+	if goOn, ok := p.common(st); ok {
+		return goOn
 	}
 	panic(fmt.Sprintf("scripted openai: unknown step kind %d", st.kind))
 }
@@ -788,94 +631,4 @@ func compactJSON(b []byte) []byte {
 		return b
 	}
 	return out.Bytes()
-}
-
-// write sends b as part of the 200 event stream, split as st says, each
-// part flushed. at is where the step's text starts in b (SplitAt offsets
-// count from there; 0 means from the start of b). It reports whether the
-// client is still there.
-func (p *oaiPlayer) write(b []byte, st Step, at int) bool {
-	if !p.started {
-		h := p.w.Header()
-		if p.s.cfg.Flavor == FlavorOpenAI {
-			h.Set("Content-Type", oaiStreamOAI)
-			h.Set("X-Request-Id", "req_"+strings.TrimPrefix(p.id, "chatcmpl-"))
-		} else {
-			h.Set("Content-Type", oaiStreamOll)
-		}
-		p.started = true
-	}
-	var cuts []int
-	switch {
-	case st.splitEvery > 0:
-		for c := st.splitEvery; c < len(b); c += st.splitEvery {
-			cuts = append(cuts, c)
-		}
-	case len(st.splitAt) > 0:
-		last := 0
-		for _, off := range st.splitAt {
-			if c := at + off; c > last && c < len(b) {
-				cuts = append(cuts, c)
-				last = c
-			}
-		}
-	}
-	pause := st.pause
-	if pause == 0 {
-		pause = time.Millisecond
-	}
-	prev := 0
-	for i, c := range append(cuts, len(b)) {
-		if i > 0 && !oaiWait(p, time.After(pause)) {
-			return false
-		}
-		if _, err := p.w.Write(b[prev:c]); err != nil {
-			p.markCancelled()
-			return false
-		}
-		if err := p.rc.Flush(); err != nil {
-			p.markCancelled()
-			return false
-		}
-		prev = c
-	}
-	return true
-}
-
-// oaiWait blocks until ch yields (or is closed), the client goes away or
-// the server closes; it reports whether the response goes on. A nil ch
-// waits for the client or the server only.
-func oaiWait[T any](p *oaiPlayer, ch <-chan T) bool {
-	select {
-	case <-ch:
-		return true
-	case <-p.ctx.Done():
-		p.markCancelled()
-		return false
-	case <-p.s.quit:
-		return false
-	}
-}
-
-// markCancelled records that the client went away, once.
-func (p *oaiPlayer) markCancelled() {
-	select {
-	case <-p.s.quit:
-		return // the server is closing: not the client's doing
-	default:
-	}
-	r := p.req
-	r.mu.Lock()
-	if !r.cancelAt.IsZero() {
-		r.mu.Unlock()
-		return
-	}
-	r.cancelAt = time.Now()
-	close(r.cancelled)
-	r.mu.Unlock()
-
-	p.s.mu.Lock()
-	p.s.cancelled++
-	p.s.notifyLocked()
-	p.s.mu.Unlock()
 }

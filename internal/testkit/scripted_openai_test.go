@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptrace"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -182,7 +180,7 @@ func TestScriptedOpenAIErrors(t *testing.T) {
 		script     Script
 		wantStatus int
 		wantHeader map[string]string
-		wantBody   string // exact; "…x" means ends with x; "~x" means contains x
+		wantBody   string // as checkBody takes it
 		wantCut    bool
 	}{
 		{
@@ -289,18 +287,7 @@ func TestScriptedOpenAIErrors(t *testing.T) {
 			if a.status == 200 {
 				body = strings.Join(oaiEvents(t, a.body), "\n\n") + "\n\n"
 			}
-			switch {
-			case strings.HasPrefix(tt.wantBody, "…"):
-				if want := strings.TrimPrefix(tt.wantBody, "…"); !strings.HasSuffix(body, want) {
-					t.Errorf("body %q, want it to end with %q", body, want)
-				}
-			case strings.HasPrefix(tt.wantBody, "~"):
-				if want := strings.TrimPrefix(tt.wantBody, "~"); !strings.Contains(body, want) {
-					t.Errorf("body %q, want it to contain %q", body, want)
-				}
-			case body != tt.wantBody:
-				t.Errorf("body %q, want %q", body, tt.wantBody)
-			}
+			checkBody(t, body, tt.wantBody)
 			if gotCut := errors.Is(a.err, io.ErrUnexpectedEOF); gotCut != tt.wantCut {
 				t.Errorf("body read error %v, want cut=%v", a.err, tt.wantCut)
 			}
@@ -376,27 +363,9 @@ func TestScriptedOpenAISplitUTF8(t *testing.T) {
 		StepContent(text).SplitAt(2, 5).Pause(20 * time.Millisecond), // one chunk across reads, inside € and 😀
 		StepDone(),
 	})
-	req, _ := http.NewRequest(http.MethodPost, s.URL()+"/chat/completions", strings.NewReader(oaiChatBody("m", false)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var reads []string
-	var all bytes.Buffer
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			reads = append(reads, string(buf[:n]))
-			all.Write(buf[:n])
-		}
-		if err != nil {
-			break
-		}
-	}
-	if !bytes.Contains(all.Bytes(), []byte(`"content":"x`+"\xe2\x82"+`"}`)) || !bytes.Contains(all.Bytes(), []byte(`"content":"`+"\xac"+`y"}`)) {
-		t.Errorf("split character not sent raw: %q", all.Bytes())
+	reads, all := readEach(post(t, s.URL()+"/chat/completions", oaiChatBody("m", false)).Body)
+	if !bytes.Contains(all, []byte(`"content":"x`+"\xe2\x82"+`"}`)) || !bytes.Contains(all, []byte(`"content":"`+"\xac"+`y"}`)) {
+		t.Errorf("split character not sent raw: %q", all)
 	}
 	i := -1
 	for j, r := range reads {
@@ -425,54 +394,13 @@ func TestAppendJSONText(t *testing.T) {
 // TestScriptedOpenAICancel checks that a client that goes away while the
 // script holds, blocks or delays is recorded as having cancelled.
 func TestScriptedOpenAICancel(t *testing.T) {
-	t.Parallel()
-	hold := NewHold()
-	for _, tt := range []struct {
-		name   string
-		script Script
-	}{
-		{"block", Script{StepContent("x"), StepBlock()}},
-		{"hold", Script{StepContent("x"), hold.Step(), StepDone()}},
-		{"delay", Script{StepContent("x"), StepDelay(time.Minute), StepDone()}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			s := NewScriptedOpenAI(t, ScriptedOpenAIConfig{})
-			s.Push(tt.script)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			firstByte := make(chan struct{})
-			ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotFirstResponseByte: func() { close(firstByte) }})
-			errc := make(chan error, 1)
-			go func() {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL()+"/chat/completions", strings.NewReader(oaiChatBody("m", true)))
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					errc <- err
-					return
-				}
-				defer resp.Body.Close()
-				_, err = io.ReadAll(resp.Body)
-				errc <- err
-			}()
-			<-firstByte
-			before := time.Now()
-			cancel()
-			if err := <-errc; !errors.Is(err, context.Canceled) {
-				t.Errorf("client read error %v, want context.Canceled", err)
-			}
-			s.WaitCancelled(t, 1)
-			r := s.Requests()[0]
-			<-r.Cancelled()
-			if at, ok := r.CancelledAt(); !ok || at.Before(before) {
-				t.Errorf("CancelledAt %v %v, cancelled at %v", at, ok, before)
-			}
-			<-r.Finished()
-			if n := s.CancelledCount(); n != 1 {
-				t.Errorf("CancelledCount %d", n)
-			}
-		})
-	}
+	testCancel(t, func(t *testing.T, script Script) cancelCase {
+		s := NewScriptedOpenAI(t, ScriptedOpenAIConfig{})
+		s.Push(script)
+		return cancelCase{s, func() recordedRequest { return s.Requests()[0] }, func(ctx context.Context) error {
+			return rawOpenAI(t, ctx, s.URL(), oaiChatBody("m", true)).err
+		}}
+	})
 }
 
 // TestScriptedOpenAITiming checks a slow first token and a pause between
@@ -484,12 +412,7 @@ func TestScriptedOpenAITiming(t *testing.T) {
 	s := NewScriptedOpenAI(t, ScriptedOpenAIConfig{})
 	s.Push(Script{StepDelay(first), StepContent("a"), StepDelay(gap), StepContent("b"), StepDone()})
 	start := time.Now()
-	req, _ := http.NewRequest(http.MethodPost, s.URL()+"/chat/completions", strings.NewReader(oaiChatBody("m", false)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := post(t, s.URL()+"/chat/completions", oaiChatBody("m", false))
 	var at []time.Duration
 	buf := make([]byte, 4096)
 	var seen bytes.Buffer
@@ -513,32 +436,11 @@ func TestScriptedOpenAITiming(t *testing.T) {
 func TestScriptedOpenAIConcurrent(t *testing.T) {
 	t.Parallel()
 	s := NewScriptedOpenAI(t, ScriptedOpenAIConfig{Script: func(r *ScriptedOpenAIRequest) Script {
-		return TextReply("echo:"+r.Chat.Messages[0].Content, 2)
+		return echoScript(r.Chat.Messages[0].Content)
 	}})
-	const n = 8
-	for i := range n {
-		s.Push(TextReply(fmt.Sprintf("pushed %d", i), 3))
-	}
-	var wg sync.WaitGroup
-	bodies := make([]string, n+2)
-	for i := range bodies {
-		wg.Go(func() {
-			bodies[i] = string(rawOpenAI(t, context.Background(), s.URL(), oaiChatBody("m", false)).body)
-		})
-	}
-	wg.Wait()
-	pushed, echoed := 0, 0
-	for _, b := range bodies {
-		switch {
-		case strings.Contains(b, `"content":"pus"`):
-			pushed++
-		case strings.Contains(b, `"content":"ec"`):
-			echoed++
-		}
-	}
-	if pushed != n || echoed != 2 {
-		t.Errorf("pushed %d echoed %d, want %d and 2", pushed, echoed, n)
-	}
+	testConcurrent(t, 8, s.Push, func() string {
+		return string(rawOpenAI(t, context.Background(), s.URL(), oaiChatBody("m", false)).body)
+	})
 }
 
 // TestScriptedOpenAIMatchesRealOllama compares the scripted server's bytes
@@ -610,12 +512,7 @@ func TestScriptedOllamaStepHeader(t *testing.T) {
 	t.Parallel()
 	s := NewScriptedOllama(t, ScriptedConfig{})
 	s.Push(Script{StepHeader("Retry-After", "9"), StepErrorStatus(503, "busy")})
-	req, _ := http.NewRequest(http.MethodPost, s.URL()+"/api/chat", strings.NewReader(`{"model":"m","messages":[]}`))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := post(t, s.URL()+"/api/chat", `{"model":"m","messages":[]}`)
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "9" {
 		t.Errorf("%d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}

@@ -150,6 +150,21 @@ func (c *WSClient) Next() Frame {
 	return f
 }
 
+// TryNext returns the next frame, or the error that ended the connection
+// (the frames that came before it are returned first). It fails the test
+// only when nothing arrives within DefaultWait.
+func (c *WSClient) TryNext() (Frame, error) {
+	c.tb.Helper()
+	f, ok, closed := c.frames.wait(c.done, DefaultWait)
+	switch {
+	case closed:
+		return Frame{}, c.Err()
+	case !ok:
+		c.tb.Fatalf("no frame within %v", DefaultWait)
+	}
+	return f, nil
+}
+
 // Until returns frames up to and including the first for which match is
 // true.
 func (c *WSClient) Until(match func(Frame) bool) []Frame {
