@@ -28,7 +28,7 @@ func benchReply(*testkit.ScriptedRequest) testkit.Script {
 // same upstream with the same provider, with no Parley around it.
 func BenchmarkTurn(b *testing.B) {
 	b.Run("parley-ws-turn", func(b *testing.B) {
-		s := newStack(b, stackOpts{scripted: testkit.ScriptedConfig{Script: benchReply}})
+		s := newStack(b, stackOpts{scripted: testkit.ScriptedConfig{Script: benchReply}, commandRate: 1e9, commandBurst: 1e9})
 		c := s.dial("")
 		id := create(b, c, nil)
 		b.ReportAllocs()
@@ -63,7 +63,7 @@ func BenchmarkTurn(b *testing.B) {
 // one delta from the cursor's offset), then detach. The baseline is a
 // ping round trip on the same socket.
 func BenchmarkResume(b *testing.B) {
-	s := newStack(b, stackOpts{})
+	s := newStack(b, stackOpts{commandRate: 1e9, commandBurst: 1e9})
 	hold := testkit.NewHold()
 	s.upstream.Push(testkit.Script{testkit.StepContent(strings.Repeat("0123456789", 100)), hold.Step(), testkit.StepDone()})
 	owner := s.dial("")

@@ -67,7 +67,8 @@ type Config struct {
 type Provider struct {
 	cfg       Config // defaults applied
 	base      *url.URL
-	client    *api.Client
+	client    *api.Client  // non-streaming calls (version, tags, show)
+	http      *http.Client // the chat stream (chat.go)
 	transport *http.Transport
 	log       *slog.Logger
 }
@@ -92,6 +93,7 @@ func New(cfg Config) (*Provider, error) {
 		cfg:       cfg,
 		base:      base,
 		client:    api.NewClient(base, hc),
+		http:      hc,
 		transport: tr,
 		log:       cfg.Logger,
 	}, nil
@@ -179,7 +181,7 @@ func (p *Provider) Stream(ctx context.Context, req llm.Request, onDelta func(llm
 		done   *api.ChatResponse
 		result llm.Result
 	)
-	err := p.client.Chat(genCtx, chatReq, func(r api.ChatResponse) error {
+	err := p.chat(genCtx, chatReq, func(r api.ChatResponse) error {
 		if done != nil {
 			return nil // nothing follows a done record; ignore if it does
 		}
