@@ -3,7 +3,7 @@
 # command that starts its own servers on loopback, runs `parley loadgen`
 # against Parley and against the goroutine-per-connection baseline
 # (bench/baseline) in the same run, prints the reports and stops
-# everything it started. See docs/benchmarks-scale.md.
+# everything it started. See docs/benchmarks.md, section "Connection scale".
 #
 # Scenarios (defaults in brackets; each runs a few minutes at most):
 #   idle     RSS per idle attached WebSocket at IDLE_CONNS [5000,10000,19000]
@@ -114,7 +114,7 @@ start_parley() {
 		cmd=("$WORK/bin/parleyprof" -pprof "$PPROF_ADDR")
 	fi
 	env PARLEY_DATA_DIR="$WORK/data" PARLEY_LISTEN="$PARLEY_ADDR" PARLEY_NATS_LISTEN=off \
-		OLLAMA_HOST="http://$STUB_ADDR" PARLEY_MODEL=bench PARLEY_LOG_LEVEL=warn "$@" \
+		OLLAMA_HOST="http://$STUB_ADDR" PARLEY_MODEL=bench PARLEY_LOG_LEVEL=warn PARLEY_TITLES=off "$@" \
 		"${cmd[@]}" >"$OUT/parley.out" 2>>"$OUT/parley.log" &
 	PARLEY_PID=$!
 	PIDS+=("$PARLEY_PID")
@@ -166,7 +166,9 @@ run_active() {
 run_ttft() {
 	local chats=${TTFT_CHATS:-20} secs=${TTFT_SECONDS:-30}
 	start_stub 50 20
-	start_parley serve
+	# The stub serves every request at once: no line in front of it (the
+	# Ollama provider's default is one generation at a time).
+	start_parley serve PARLEY_UPSTREAM_CONCURRENCY="$chats"
 	loadgen ttft-parley -label "ttft, through Parley to the stub" -url "ws://$PARLEY_ADDR/v1/ws" -conns "$chats" -sessions "$chats" \
 		-chats "$chats" -chat-duration "${secs}s" -duration 3m -server-pid "$PARLEY_PID"
 	stop "$PARLEY_PID"

@@ -633,6 +633,9 @@ func (c *conn) message(msg []byte) {
 			}
 		}
 	case "pong":
+	case "queued":
+		// The reply waits in Parley's line for the model: time to first
+		// token includes the wait.
 	case "reconnect":
 		w.errs.add("reconnect", 1)
 	default:
