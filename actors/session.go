@@ -442,11 +442,14 @@ func (s *sessionActor) send(ctx actor.Context, m *sendMessage, retry bool) {
 		s.fail(ctx, m.reqID, e)
 		return
 	}
+	// The generation takes its place in the model's line before the ack
+	// goes out: a client that sends to two sessions one after the other
+	// is served in that order.
+	s.startGeneration(ctx, startEv.Seq, req)
 	ctx.Respond(&Reply{ReqID: m.reqID, Session: s.id, Seq: userEv.Seq, HasSeq: true})
 	s.broadcast(ctx, EventFrame(userEv))
 	s.broadcast(ctx, EventFrame(startEv))
 	s.putIndex()
-	s.startGeneration(ctx, startEv.Seq, req)
 }
 
 func (s *sessionActor) regenerate(ctx actor.Context, m *regenerate, retry bool) {
@@ -474,10 +477,10 @@ func (s *sessionActor) regenerate(ctx actor.Context, m *regenerate, retry bool) 
 		s.fail(ctx, m.reqID, e)
 		return
 	}
+	s.startGeneration(ctx, startEv.Seq, req)
 	ctx.Respond(&Reply{ReqID: m.reqID, Session: s.id, Seq: startEv.Seq, HasSeq: true})
 	s.broadcast(ctx, EventFrame(startEv))
 	s.putIndex()
-	s.startGeneration(ctx, startEv.Seq, req)
 }
 
 // request builds the upstream request of a reply to the user message

@@ -31,6 +31,11 @@ type SSEClient struct {
 	err      error
 }
 
+// sseHTTP opens every stream on a connection of its own: a stream ends
+// its connection, and a pooled keep-alive connection (to a server of an
+// earlier test that had the same port, say) must never carry one.
+var sseHTTP = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // DialSSE GETs url with header and, on a 200 answer, reads its events.
 // It returns the response for other statuses (body read, closed) with a nil
 // client. The stream is closed when the test ends.
@@ -45,7 +50,7 @@ func DialSSE(tb testing.TB, url string, header http.Header) (*SSEClient, *http.R
 		req.Header[k] = v
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := sseHTTP.Do(req)
 	if err != nil {
 		cancel()
 		tb.Fatalf("GET %s: %v", url, err)
