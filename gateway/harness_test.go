@@ -27,6 +27,9 @@ type stack struct {
 	srv      *gateway.Server
 	upstream *testkit.ScriptedOllama // nil when running against a real one
 	base     string                  // http://127.0.0.1:port
+	// http is this stack's own client: its keep-alive connections never
+	// outlive the stack into another test's server on the same port.
+	http *http.Client
 }
 
 type stackOpts struct {
@@ -56,7 +59,7 @@ type stackOpts struct {
 
 func newStack(t testing.TB, o stackOpts) *stack {
 	t.Helper()
-	s := &stack{t: t}
+	s := &stack{t: t, http: &http.Client{Transport: &http.Transport{}}}
 	s.nats = testkit.NewNATS(t, o.dir, "")
 	store := s.nats.Store(t)
 	url := o.ollamaURL
@@ -110,6 +113,7 @@ func (s *stack) stop() {
 	_ = s.srv.Shutdown(ctx)
 	_ = s.sys.Shutdown(ctx)
 	s.nats.Close()
+	s.http.CloseIdleConnections()
 }
 
 func (s *stack) wsURL() string { return "ws" + strings.TrimPrefix(s.base, "http") + "/v1/ws" }
@@ -165,7 +169,7 @@ func (s *stack) do(method, path, token string, body any) (int, []byte) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.http.Do(req)
 	if err != nil {
 		s.t.Fatalf("%s %s: %v", method, path, err)
 	}
