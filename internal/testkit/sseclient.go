@@ -51,6 +51,10 @@ func DialSSE(tb testing.TB, url string, header http.Header) (*SSEClient, *http.R
 	}
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := sseHTTP.Do(req)
+	for try := 1; err != nil && IsConnectionCut(err) && try <= 3; try++ {
+		tb.Logf("GET %s: %v; reconnecting (%d)", url, err, try) // see IsConnectionCut
+		resp, err = sseHTTP.Do(req.Clone(ctx))
+	}
 	if err != nil {
 		cancel()
 		tb.Fatalf("GET %s: %v", url, err)
