@@ -11,6 +11,7 @@ import (
 	"github.com/ollama/ollama/api"
 
 	"github.com/parleyhq/parley/llm"
+	"github.com/parleyhq/parley/llm/internal/upstream"
 )
 
 // Causes of an *llm.Error returned when one of the Provider's own timers
@@ -26,18 +27,9 @@ const maxMessageLen = 512
 
 // timeoutError builds the error for a generation cut by one of our timers.
 func timeoutError(cause error, cfg *Config) error {
-	var msg string
-	switch cause {
-	case ErrFirstTokenTimeout:
-		msg = fmt.Sprintf("Ollama produced no token within %v (first-token timeout)", cfg.FirstTokenTimeout)
-	case ErrIdleTimeout:
-		msg = fmt.Sprintf("Ollama produced no token for %v (idle timeout)", cfg.IdleTimeout)
-	case ErrTotalTimeout:
-		msg = fmt.Sprintf("generation took longer than %v (total timeout)", cfg.TotalTimeout)
-	default:
-		msg = "generation cancelled by a timeout"
-	}
-	return &llm.Error{Code: llm.CodeUpstreamError, Message: msg, Err: cause}
+	return upstream.TimeoutError("Ollama", cause,
+		upstream.Causes{FirstToken: ErrFirstTokenTimeout, Idle: ErrIdleTimeout, Total: ErrTotalTimeout},
+		upstream.Timeouts{FirstToken: cfg.FirstTokenTimeout, Idle: cfg.IdleTimeout, Total: cfg.TotalTimeout})
 }
 
 // classify turns an error returned by the api client into an *llm.Error.

@@ -57,18 +57,9 @@ const maxErrorBody = 64 << 10
 
 // timeoutError builds the error for a generation cut by one of our timers.
 func timeoutError(cause error, cfg *Config) error {
-	var msg string
-	switch cause {
-	case ErrFirstTokenTimeout:
-		msg = fmt.Sprintf("the model server produced no token within %v (first-token timeout)", cfg.FirstTokenTimeout)
-	case ErrIdleTimeout:
-		msg = fmt.Sprintf("the model server produced no token for %v (idle timeout)", cfg.IdleTimeout)
-	case ErrTotalTimeout:
-		msg = fmt.Sprintf("generation took longer than %v (total timeout)", cfg.TotalTimeout)
-	default:
-		msg = "generation cancelled by a timeout"
-	}
-	return &llm.Error{Code: llm.CodeUpstreamError, Message: msg, Err: cause}
+	return upstream.TimeoutError("the model server", cause,
+		upstream.Causes{FirstToken: ErrFirstTokenTimeout, Idle: ErrIdleTimeout, Total: ErrTotalTimeout},
+		upstream.Timeouts{FirstToken: cfg.FirstTokenTimeout, Idle: cfg.IdleTimeout, Total: cfg.TotalTimeout})
 }
 
 // isOurTimeout reports whether cause is one of the Provider's timers.

@@ -3,6 +3,8 @@ package upstream
 import (
 	"fmt"
 	"time"
+
+	"github.com/parleyhq/parley/llm"
 )
 
 // Defaults of the four stream limits, shared by every provider (and by
@@ -46,4 +48,27 @@ func (t *Timeouts) ApplyDefaults(prefix string) error {
 		return fmt.Errorf("%s: TotalTimeout (%v) is less than FirstTokenTimeout (%v)", prefix, t.Total, t.FirstToken)
 	}
 	return nil
+}
+
+// Causes names the errors a provider's timers cancel a stream with.
+type Causes struct {
+	FirstToken, Idle, Total error
+}
+
+// TimeoutError is the error of a stream cut by one of a provider's
+// timers: cause (one of c's), with a message naming the limit; server
+// names the model server ("Ollama", "the model server").
+func TimeoutError(server string, cause error, c Causes, t Timeouts) error {
+	var msg string
+	switch cause {
+	case c.FirstToken:
+		msg = fmt.Sprintf("%s produced no token within %v (first-token timeout)", server, t.FirstToken)
+	case c.Idle:
+		msg = fmt.Sprintf("%s produced no token for %v (idle timeout)", server, t.Idle)
+	case c.Total:
+		msg = fmt.Sprintf("generation took longer than %v (total timeout)", t.Total)
+	default:
+		msg = "generation cancelled by a timeout"
+	}
+	return &llm.Error{Code: llm.CodeUpstreamError, Message: msg, Err: cause}
 }
