@@ -132,56 +132,57 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(web.Index)
 }
 
+// noBody is the body type of an API endpoint that reads none.
+type noBody struct{}
+
+// apiHandler is the shape of every API endpoint: the user (auth), a
+// deadline, the JSON body decoded into a B (none for noBody), then fn's
+// answer written as JSON with status, or its error with the status its
+// code maps to.
+func apiHandler[B any](s *Server, status int, fn func(ctx context.Context, user string, r *http.Request, b *B) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var b B
+		var body any = &b
+		if _, none := body.(*noBody); none {
+			body = nil
+		}
+		user, ctx, cancel, ok := s.authed(w, r, body)
+		if !ok {
+			return
+		}
+		defer cancel()
+		v, err := fn(ctx, user, r, &b)
+		if err != nil {
+			replyError(w, err)
+			return
+		}
+		writeJSON(w, status, v)
+	}
+}
+
 type createBody struct {
 	Model  string `json:"model"`
 	System string `json:"system"`
 	Title  string `json:"title"`
 }
 
-func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
-	var b createBody
-	user, ctx, cancel, ok := s.authed(w, r, &b)
-	if !ok {
-		return
-	}
-	defer cancel()
-	info, err := s.cfg.System.Create(ctx, user, actors.CreateParams{Model: b.Model, System: b.System, Title: b.Title})
-	if err != nil {
-		replyError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, info)
+func (s *Server) handleCreate(ctx context.Context, user string, _ *http.Request, b *createBody) (any, error) {
+	return s.cfg.System.Create(ctx, user, actors.CreateParams{Model: b.Model, System: b.System, Title: b.Title})
 }
 
-func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
-	user, ctx, cancel, ok := s.authed(w, r, nil)
-	if !ok {
-		return
-	}
-	defer cancel()
+func (s *Server) handleList(ctx context.Context, user string, _ *http.Request, _ *noBody) (any, error) {
 	list, err := s.cfg.System.List(ctx, user)
 	if err != nil {
-		replyError(w, err)
-		return
+		return nil, err
 	}
 	if list == nil {
 		list = []events.SessionInfo{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": list})
+	return map[string]any{"sessions": list}, nil
 }
 
-func (s *Server) handleDetail(w http.ResponseWriter, r *http.Request) {
-	user, ctx, cancel, ok := s.authed(w, r, nil)
-	if !ok {
-		return
-	}
-	defer cancel()
-	d, err := s.cfg.System.Detail(ctx, user, r.PathValue("id"))
-	if err != nil {
-		replyError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, d)
+func (s *Server) handleDetail(ctx context.Context, user string, r *http.Request, _ *noBody) (any, error) {
+	return s.cfg.System.Detail(ctx, user, r.PathValue("id"))
 }
 
 type sendBody struct {
@@ -190,70 +191,44 @@ type sendBody struct {
 	ExpectSeq   *uint64 `json:"expect_seq"`
 }
 
-func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
-	var b sendBody
-	user, ctx, cancel, ok := s.authed(w, r, &b)
-	if !ok {
-		return
-	}
-	defer cancel()
+func (s *Server) handleSend(ctx context.Context, user string, r *http.Request, b *sendBody) (any, error) {
 	cmd := actors.Command{Type: actors.CmdSend, Session: r.PathValue("id"), Content: b.Content, ClientMsgID: b.ClientMsgID, ExpectSeq: b.ExpectSeq}
 	if e := cmd.Validate(); e != nil {
-		writeError(w, e)
-		return
+		return nil, e
 	}
 	seq, err := s.cfg.System.Send(ctx, user, cmd.Session, actors.SendParams{Content: *b.Content, ClientMsgID: b.ClientMsgID, ExpectSeq: b.ExpectSeq})
 	if err != nil {
-		replyError(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"seq": seq, "client_msg_id": b.ClientMsgID})
+	return map[string]any{"seq": seq, "client_msg_id": b.ClientMsgID}, nil
 }
 
-func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
-	user, ctx, cancel, ok := s.authed(w, r, nil)
-	if !ok {
-		return
-	}
-	defer cancel()
+func (s *Server) handleStop(ctx context.Context, user string, r *http.Request, _ *noBody) (any, error) {
 	stopped, err := s.cfg.System.Stop(ctx, user, r.PathValue("id"))
 	if err != nil {
-		replyError(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"stopped": stopped})
+	return map[string]any{"stopped": stopped}, nil
 }
 
-func (s *Server) handleRegenerate(w http.ResponseWriter, r *http.Request) {
-	user, ctx, cancel, ok := s.authed(w, r, nil)
-	if !ok {
-		return
-	}
-	defer cancel()
+func (s *Server) handleRegenerate(ctx context.Context, user string, r *http.Request, _ *noBody) (any, error) {
 	gen, err := s.cfg.System.Regenerate(ctx, user, r.PathValue("id"))
 	if err != nil {
-		replyError(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"seq": gen})
+	return map[string]any{"seq": gen}, nil
 }
 
 // handleModels lists what the configured provider offers.
-func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
-	_, ctx, cancel, ok := s.authed(w, r, nil)
-	if !ok {
-		return
-	}
-	defer cancel()
+func (s *Server) handleModels(ctx context.Context, _ string, _ *http.Request, _ *noBody) (any, error) {
 	list, err := s.cfg.System.Models(ctx)
 	if err != nil {
-		replyError(w, err)
-		return
+		return nil, err
 	}
 	if list == nil {
 		list = []llm.ModelInfo{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"provider": s.cfg.System.ProviderName(), "models": list})
+	return map[string]any{"provider": s.cfg.System.ProviderName(), "models": list}, nil
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
