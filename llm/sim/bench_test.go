@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleyhq/parley/internal/testkit"
 	"github.com/parleyhq/parley/llm"
 	"github.com/parleyhq/parley/llm/sim"
 )
@@ -49,7 +50,7 @@ func BenchmarkConcurrentStreams(b *testing.B) {
 			want := ttft + (tokens-1)*time.Second/rate
 			var late time.Duration
 			var total int
-			cpu0, wall0 := cpuTime(), time.Now()
+			cpu0, wall0 := testkit.CPUTime(), time.Now()
 			for b.Loop() {
 				var wg sync.WaitGroup
 				var mu sync.Mutex
@@ -72,7 +73,7 @@ func BenchmarkConcurrentStreams(b *testing.B) {
 				}
 				wg.Wait()
 			}
-			cpu, wall := cpuTime()-cpu0, time.Since(wall0)
+			cpu, wall := testkit.CPUTime()-cpu0, time.Since(wall0)
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(float64(total)/wall.Seconds(), "tokens/s")
 			if cpu > 0 {
