@@ -309,12 +309,9 @@ func newSessionID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// request sends msg to the registry and waits for the *Reply. A message
-// for a session id that cannot exist is answered not_found at once.
+// request sends msg to the registry and waits for the *Reply. (The
+// registry answers a session id that cannot exist with not_found.)
 func (s *System) request(ctx context.Context, msg any) (*Reply, error) {
-	if sm, ok := msg.(sessionMsg); ok && !ValidSessionID(sm.sessionID()) {
-		return &Reply{Err: errNotFound}, errNotFound
-	}
 	timeout := s.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		if d := time.Until(dl); d < timeout {

@@ -42,9 +42,6 @@ func NewGate(limit int) *Gate {
 	return &Gate{limit: limit, models: make(map[string]*gateQueue)}
 }
 
-// Limit is the number of slots per model (<= 0: unlimited).
-func (g *Gate) Limit() int { return g.limit }
-
 // Join takes a place in model's line at once, without waiting: the order
 // of Join calls is the order of service. onPlace (may be nil) is called
 // with the ticket's 1-based place in line when it joins behind others
