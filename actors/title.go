@@ -50,7 +50,7 @@ func (s *sessionActor) maybeTitle(gen uint64) {
 		Model: s.st.info.Model,
 		Messages: []llm.Message{
 			{Role: llm.RoleSystem, Content: titlePrompt},
-			{Role: llm.RoleUser, Content: "User: " + clipText(user, titleInputBytes) + "\n\nAssistant: " + clipText(reply, titleInputBytes)},
+			{Role: llm.RoleUser, Content: "User: " + llm.Truncate(user, titleInputBytes) + "\n\nAssistant: " + llm.Truncate(reply, titleInputBytes)},
 		},
 		MaxTokens: titleMaxTokens,
 	}
@@ -126,17 +126,5 @@ func cleanTitle(s string) string {
 		s = s[i+len("title:"):]
 	}
 	s = strings.Trim(s, " \"'`*#_.")
-	return strings.TrimSpace(clipText(s, titleMaxBytes))
-}
-
-// clipText cuts s to at most n bytes on a character boundary.
-func clipText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
+	return strings.TrimSpace(llm.Truncate(s, titleMaxBytes))
 }

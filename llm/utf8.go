@@ -57,3 +57,14 @@ func incompleteTail(s string) int {
 	}
 	return 0
 }
+
+// Truncate cuts s to at most n bytes, on a character boundary.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

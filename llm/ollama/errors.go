@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"unicode/utf8"
 
 	"github.com/ollama/ollama/api"
 
@@ -21,9 +20,6 @@ var (
 	ErrIdleTimeout       = errors.New("ollama: no record within the idle timeout")
 	ErrTotalTimeout      = errors.New("ollama: generation exceeded the total timeout")
 )
-
-// maxMessageLen caps the server-provided text copied into llm.Error.Message.
-const maxMessageLen = 512
 
 // timeoutError builds the error for a generation cut by one of our timers.
 func timeoutError(cause error, cfg *Config) error {
@@ -45,7 +41,7 @@ func (p *Provider) classify(err error) error {
 		if msg == "" {
 			msg = statusErr.Status
 		}
-		return &llm.Error{Code: codeForStatus(statusErr.StatusCode), Message: clip(msg), Err: err,
+		return &llm.Error{Code: codeForStatus(statusErr.StatusCode), Message: upstream.ClipMessage(msg), Err: err,
 			Retryable: retryableStatus(statusErr.StatusCode)}
 	}
 	// http.Client.Do failed: no response at all (dial, DNS, refused, reset
@@ -68,7 +64,7 @@ func (p *Provider) classify(err error) error {
 	// What remains is an {"error":…} line on a 200 response (the client
 	// returns errors.New(message)), a line that is not JSON (returned the
 	// same way), or something this code does not know about.
-	return &llm.Error{Code: llm.CodeUpstreamError, Message: clip(err.Error()), Err: err}
+	return &llm.Error{Code: llm.CodeUpstreamError, Message: upstream.ClipMessage(err.Error()), Err: err}
 }
 
 // codeForStatus maps an HTTP status from Ollama (or a proxy in front of it)
@@ -99,16 +95,4 @@ func statusOnlyError(status int) error {
 // no Retry-After, and api.StatusError does not carry headers.
 func retryableStatus(status int) bool {
 	return status == http.StatusTooManyRequests || status >= 500
-}
-
-// clip shortens s to at most maxMessageLen bytes on a character boundary.
-func clip(s string) string {
-	if len(s) <= maxMessageLen {
-		return s
-	}
-	cut := maxMessageLen
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/parleyhq/parley/llm"
 	"github.com/parleyhq/parley/llm/internal/upstream"
@@ -48,9 +47,6 @@ type StreamError struct {
 }
 
 func (e *StreamError) Error() string { return "error in stream: " + e.Message }
-
-// maxMessageLen caps the server-provided text copied into llm.Error.Message.
-const maxMessageLen = 512
 
 // maxErrorBody caps how much of an error response's body is read.
 const maxErrorBody = 64 << 10
@@ -110,7 +106,7 @@ func statusError(resp *http.Response, body []byte, now time.Time) error {
 	case "false":
 		retryable = false
 	}
-	e := &llm.Error{Code: code, Message: clip(se.Error()), Err: se, Retryable: retryable}
+	e := &llm.Error{Code: code, Message: upstream.ClipMessage(se.Error()), Err: se, Retryable: retryable}
 	if retryable {
 		e.RetryAfter = upstream.RetryAfter(resp.Header, now)
 	}
@@ -152,19 +148,7 @@ func errorBodyMessage(contentType string, body []byte) (msg, typ, code string) {
 // streamError maps an error object received inside a 200 stream.
 func streamError(e *errorObject) error {
 	se := &StreamError{Message: e.Message, Type: e.Type, Code: e.code()}
-	return &llm.Error{Code: llm.CodeUpstreamError, Message: clip("the model server failed mid-stream: " + e.Message), Err: se}
-}
-
-// clip shortens s to at most maxMessageLen bytes on a character boundary.
-func clip(s string) string {
-	if len(s) <= maxMessageLen {
-		return s
-	}
-	cut := maxMessageLen
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return &llm.Error{Code: llm.CodeUpstreamError, Message: upstream.ClipMessage("the model server failed mid-stream: " + e.Message), Err: se}
 }
 
 // redactURL renders u without credentials or query.

@@ -410,7 +410,7 @@ func incompleteError(readErr error) error {
 // ignored stream: true.
 func notAStream(resp *http.Response, body []byte, readErr error) error {
 	if msg, typ, code := errorBodyMessage(resp.Header.Get("Content-Type"), body); msg != "" {
-		return &llm.Error{Code: llm.CodeUpstreamError, Message: clip("the model server answered with an error: " + msg),
+		return &llm.Error{Code: llm.CodeUpstreamError, Message: upstream.ClipMessage("the model server answered with an error: " + msg),
 			Err: &StreamError{Message: msg, Type: typ, Code: code}}
 	}
 	err := fmt.Errorf("answer is %s, not text/event-stream", resp.Header.Get("Content-Type"))

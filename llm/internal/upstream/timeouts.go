@@ -72,3 +72,16 @@ func TimeoutError(server string, cause error, c Causes, t Timeouts) error {
 	}
 	return &llm.Error{Code: llm.CodeUpstreamError, Message: msg, Err: cause}
 }
+
+// MaxMessageLen caps the server-provided text copied into an
+// llm.Error's Message.
+const MaxMessageLen = 512
+
+// ClipMessage shortens a server-provided message to MaxMessageLen bytes
+// on a character boundary, marking the cut with "…".
+func ClipMessage(s string) string {
+	if len(s) <= MaxMessageLen {
+		return s
+	}
+	return llm.Truncate(s, MaxMessageLen) + "…"
+}
