@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ollama-test-env.sh: a real Ollama with a tiny random-weight model for the
-# end-to-end tests, on a fresh machine or in CI. See /work/shared/REAL-OLLAMA.md
+# end-to-end tests, on a fresh machine or in CI. See docs/real-ollama.md
 # (or docs) for why it is built this way.
 #
 #   scripts/ollama-test-env.sh build   build the ollama binary only
