@@ -262,6 +262,7 @@ func TestBadValues(t *testing.T) {
 		{"openai without a key", []string{"PARLEY_PROVIDER", "openai"}, "PARLEY_OPENAI_API_KEY", "needs an API key: set PARLEY_OPENAI_API_KEY or OPENAI_API_KEY"},
 		{"openai base url scheme", []string{"PARLEY_OPENAI_BASE_URL", "127.0.0.1:11434/v1"}, "PARLEY_OPENAI_BASE_URL", "http(s) URL"},
 		{"openai base url no host", []string{"PARLEY_OPENAI_BASE_URL", "https:///v1"}, "PARLEY_OPENAI_BASE_URL", "http(s) URL"},
+		{"openai key placeholder", []string{"PARLEY_OPENAI_API_KEY", "…"}, "PARLEY_OPENAI_API_KEY", "not ASCII"},
 		{"openai key with a line break", []string{"PARLEY_OPENAI_API_KEY", "sk-abc\ndef"}, "PARLEY_OPENAI_API_KEY", "line breaks"},
 		{"OPENAI_API_KEY named in its error", []string{"OPENAI_API_KEY", "sk-abc def"}, "OPENAI_API_KEY", "spaces"},
 		{"ollama bad scheme", []string{"OLLAMA_HOST", "ftp://box"}, "OLLAMA_HOST", "http or https"},

@@ -697,6 +697,10 @@ func checkOpenAIKey(k string) error {
 	if strings.IndexFunc(k, notPrintableOrSpace) >= 0 {
 		return errors.New("the key has spaces or control characters; paste it without quotes or line breaks")
 	}
+	if strings.IndexFunc(k, func(r rune) bool { return r > '~' }) >= 0 {
+		// API keys are ASCII; "…" or curly quotes are a pasted placeholder.
+		return errors.New("the key has characters that are not ASCII (a pasted placeholder such as …?); paste the key itself")
+	}
 	return nil
 }
 
